@@ -1,0 +1,1 @@
+"""Account journeys on Temporal: the journey language, its compiler and the runtime around it."""

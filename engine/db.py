@@ -1,0 +1,200 @@
+"""The database: sqlmodel tables and the engine factory. Used by activities and the CLI, never by workflows.
+
+SQLite under `.journey/` by default; any SQLAlchemy URL through JOURNEY_DATABASE_URL (PostgreSQL is
+tested). Unique constraints carry the exactly-once guarantees: an outbox message, an event-log entry
+or a handoff is written once however often an activity retries.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Field, SQLModel, create_engine
+
+DEFAULT_HOME = Path(".journey")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+
+
+def _json() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Account(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=64, description="readable id, e.g. 'acme-corp'")
+    name: str
+    domain: str | None = Field(default=None, unique=True, index=True)
+    industry: str | None = Field(default=None, index=True)
+    employees: int | None = None
+    annual_revenue: float | None = None
+    country: str | None = None
+    timezone: str = "UTC"
+    owner_email: str | None = None
+    attributes: dict[str, Any] = _json()
+    created_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class Person(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.id", index=True)
+    email: str | None = Field(default=None, unique=True, index=True)
+    first_name: str | None = None
+    last_name: str | None = None
+    job_title: str | None = None
+    department: str | None = None
+    seniority: str | None = None
+    phone: str | None = None
+    unsubscribed: bool = False
+    engagement_score: float = 0.0
+    attributes: dict[str, Any] = _json()
+    created_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class SolutionInterestRecord(SQLModel, table=True):
+    __tablename__ = "solution_interest"
+    id: str = Field(primary_key=True)
+    name: str
+    role_template: str
+    description: str | None = None
+
+
+class BuyingGroup(SQLModel, table=True):
+    __tablename__ = "buying_group"
+    __table_args__ = (UniqueConstraint("account_id", "solution_interest_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="account.id", index=True)
+    solution_interest_id: str = Field(foreign_key="solution_interest.id")
+    stage: str = "awareness"
+    completeness: float = 0.0
+    engagement: float = 0.0
+    updated_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class BuyingGroupMember(SQLModel, table=True):
+    __tablename__ = "buying_group_member"
+    __table_args__ = (UniqueConstraint("buying_group_id", "person_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    buying_group_id: int = Field(foreign_key="buying_group.id", index=True)
+    person_id: int = Field(foreign_key="person.id", index=True)
+    role: str
+    assigned_by: str = Field(default="rule", description="'rule' or 'manual'")
+    rule: str | None = Field(default=None, description="the role rule that placed the person")
+    assigned_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """Every email, keyed by its idempotency key, which is also its Message-ID."""
+
+    __tablename__ = "outbox_message"
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=255)
+    journey_id: str = Field(index=True)
+    account_id: str = Field(index=True)
+    person_id: int | None = None
+    node_id: str
+    to_address: str
+    subject: str
+    html: str
+    text: str
+    status: str = Field(default="pending", description="pending | sent | failed")
+    error: str | None = None
+    created_at: datetime = _when(nullable=False, default=utcnow)
+    sent_at: datetime | None = _when(nullable=True)
+
+
+class ActivityEvent(SQLModel, table=True):
+    """The event log: what people did (form fills, opens, clicks, visits) and where journeys went.
+
+    `key` is unique: the sender's event id, or a key built from workflow, node and visit, so a retried
+    activity never records the same thing twice. Analytics read this table.
+    """
+
+    __tablename__ = "activity_event"
+    __table_args__ = (
+        Index("ix_activity_event_account_time", "account_id", "occurred_at"),
+        Index("ix_activity_event_type_time", "type", "occurred_at"),
+        Index("ix_activity_event_journey_node", "journey_id", "node_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=255)
+    type: str
+    account_id: str | None = Field(default=None, foreign_key="account.id")
+    person_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    email: str | None = None
+    journey_id: str | None = None
+    node_id: str | None = None
+    status: str = Field(default="matched", description="matched | unmatched")
+    reason: str | None = Field(default=None, description="why an event is unmatched")
+    payload: dict[str, Any] = _json()
+    occurred_at: datetime = _when(nullable=False, default=utcnow)
+    recorded_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class Handoff(SQLModel, table=True):
+    """The SQL handoff: at most one per buying group, whichever journey gets there first."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    buying_group_id: int = Field(foreign_key="buying_group.id", unique=True)
+    account_id: str = Field(foreign_key="account.id", index=True)
+    journey_id: str
+    summary: dict[str, Any] = _json()
+    created_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class JourneyVersion(SQLModel, table=True):
+    """Each published version of a journey, with its Plan, so a running account's version can be read."""
+
+    __tablename__ = "journey_version"
+    journey_id: str = Field(primary_key=True)
+    version: str = Field(primary_key=True)
+    name: str
+    source: str
+    plan: dict[str, Any] = _json()
+    published_at: datetime = _when(nullable=False, default=utcnow)
+
+
+def database_url() -> str:
+    """JOURNEY_DATABASE_URL, or a SQLite file under JOURNEY_HOME (default `.journey/`)."""
+    url = os.environ.get("JOURNEY_DATABASE_URL")
+    if url:
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres"):
+            # psycopg 3 is the driver this project installs and tests; SQLAlchemy would pick psycopg2.
+            return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return url
+    home = Path(os.environ.get("JOURNEY_HOME", DEFAULT_HOME))
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'journey.db'}"
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or database_url()
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets the worker's activities write while the CLI reads; foreign keys are off by default.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def init_db(engine: Engine) -> None:
+    """Create every table and index that is missing; running it again changes nothing."""
+    SQLModel.metadata.create_all(engine)

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
@@ -40,6 +41,13 @@ class SchemaKind(StrEnum):
     journey = "journey"
     buying_groups = "buying-groups"
     services = "services"
+
+
+SCHEMA_MODELS: dict[SchemaKind, type[BaseModel]] = {
+    SchemaKind.journey: JourneyFile,
+    SchemaKind.buying_groups: BuyingGroupsFile,
+    SchemaKind.services: ServicesFile,
+}
 
 
 def _validate(paths: list[Path]) -> catalog.Catalog:
@@ -86,11 +94,7 @@ def graph(
 @app.command()
 def schema(kind: SchemaKind = typer.Argument(SchemaKind.journey, help="journey, buying-groups or services")) -> None:
     """Print the JSON Schema of a file kind, for editor autocompletion (yaml-language-server)."""
-    model = {
-        SchemaKind.journey: JourneyFile,
-        SchemaKind.buying_groups: BuyingGroupsFile,
-        SchemaKind.services: ServicesFile,
-    }[kind]
+    model = SCHEMA_MODELS[kind]
     document = model.model_json_schema(mode="validation")
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     print(json.dumps(document, indent=2))

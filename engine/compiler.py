@@ -6,6 +6,7 @@ A marketer fixing a journey should see every mistake in one run, each as
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -230,8 +231,9 @@ class _Compiler:
             self.fail(self._at(node, "subject"), f"subject: {problem}", node.id)
 
     def _check_template(self, node: SendEmail) -> None:
-        folder = self.path.parent.resolve()
-        file = (folder / node.template).resolve()
+        # Lexical check: '../' may not leave the folder, but a symlinked folder of shared templates may.
+        folder = Path(os.path.abspath(self.path.parent))
+        file = Path(os.path.normpath(folder / node.template))
         if not file.is_relative_to(folder):
             self.fail(
                 self._at(node, "template"), f"template: '{node.template}' is outside the journey's folder", node.id
@@ -345,7 +347,7 @@ class _Compiler:
             role_template=self.role_template,
             send_window=header.send_window,
             start=header.start,
-            nodes=self.nodes,  # type: ignore[arg-type]
+            nodes=self.nodes,
             edges=edges,
             templates=self.templates,
             services={name: s for name, s in self.workspace.services.services.items() if name in used_services},

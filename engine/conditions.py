@@ -135,7 +135,8 @@ class Missing(Undefined):
     def _false(self, *_: object) -> bool:
         return False
 
-    __lt__ = __le__ = __gt__ = __ge__ = _false
+    # Undefined declares these as raising (typed NoReturn); a missing value compares false instead.
+    __lt__ = __le__ = __gt__ = __ge__ = _false  # type: ignore[assignment]
     __contains__ = _false
 
     def __eq__(self, other: object) -> bool:
@@ -164,7 +165,7 @@ class _ExpressionEnvironment(SandboxedEnvironment):
     """Reads only mapping keys; everything else (attributes, methods) is refused."""
 
     @cached_property
-    def lexer(self) -> Lexer:  # type: ignore[override]
+    def lexer(self) -> Lexer:
         return _RawStringLexer(self)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -188,6 +189,11 @@ class _ExpressionEnvironment(SandboxedEnvironment):
 
     def is_safe_callable(self, obj: Any) -> bool:
         return obj in _SAFE_CALLABLES
+
+
+def _is_none(value: Any) -> bool:
+    """Null and missing are the same to a marketer."""
+    return value is None or isinstance(value, Undefined)
 
 
 def _matching(value: Any, pattern: str) -> bool:
@@ -231,6 +237,7 @@ def environment() -> _ExpressionEnvironment:
     env.filters["date"] = to_datetime
     env.tests = {name: env.tests[name] for name in _TESTS if name in env.tests}
     env.tests["matching"] = _matching
+    env.tests["none"] = _is_none
     env.globals = {"date": to_datetime, "days": _days, "hours": _hours}
     return env
 
@@ -257,7 +264,9 @@ class Condition:
         return bool(result) and not isinstance(result, Undefined)
 
 
+@lru_cache(maxsize=4096)
 def parse(source: str) -> nodes.Expr:
+    """The expression's tree (cached: callers only read it)."""
     env = environment()
     try:
         parser = Parser(env, source, state="variable")
@@ -266,7 +275,7 @@ def parse(source: str) -> nodes.Expr:
             token = parser.stream.current
             raise ExpressionError(f"unexpected '{token.value}' after the expression")
     except TemplateSyntaxError as error:
-        message = (error.message or "cannot be parsed").replace("end of template", "end of expression")
+        message = (error.message or "cannot be parsed").replace("'end of template'", "end of expression")
         raise ExpressionError(message) from None
     return expression
 

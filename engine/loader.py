@@ -17,6 +17,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from engine.errors import Issue
 
 PathKey = tuple[str | int, ...]
+_STR = "tag:yaml.org,2002:str"
 
 
 @dataclass
@@ -103,6 +104,8 @@ def _convert(node: Node, at: PathKey, source: SourceMap, issues: list[Issue], ya
 
 def _convert_scalar(node: Node, yaml: YAML) -> Any:
     if isinstance(node, ScalarNode):
+        if node.tag == _STR:  # by far the most common; the constructor's bookkeeping is not needed
+            return node.value
         return yaml.constructor.construct_object(node, deep=True)
     # A mapping or list used as a key: keep its text so the problem can still be reported.
     return str(yaml.constructor.construct_object(node, deep=True))

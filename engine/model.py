@@ -99,6 +99,7 @@ class Recipients(Strict):
 
 class NodeBase(Strict):
     id: NodeId
+    type: str
     description: str | None = None
 
 
@@ -245,7 +246,7 @@ class JourneyHeader(Strict):
 class JourneyFile(JourneyHeader):
     """The whole file, for the JSON Schema that editors use."""
 
-    nodes: list[Node] = Field(min_length=1)  # type: ignore[assignment]
+    nodes: list[Node] = Field(min_length=1)
 
 
 # --- journeys/buying_groups.yaml -------------------------------------------------------------------

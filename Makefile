@@ -1,0 +1,35 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`. Both create .venv when missing
+# and reinstall only when pyproject.toml changed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/journey db init
+	$(BIN)/journey demo-data
+	$(BIN)/journey validate journeys/
+	@echo
+	@echo "Journeys are validated and the demo data is loaded. Running them on Temporal (dev server,"
+	@echo "worker, publishing) is the next step of the roadmap and is not part of this build yet."
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check engine activities tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/compile.py --nodes 2000
+
+clean:
+	rm -rf $(VENV) .journey .pytest_cache .ruff_cache .mypy_cache

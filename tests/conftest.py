@@ -1,0 +1,68 @@
+"""Shared fixtures: real parts started by the tests themselves (PostgreSQL from the machine's binaries)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PG_BIN = Path(os.environ.get("JOURNEY_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _as_postgres(*command: str) -> list[str]:
+    # initdb refuses to run as root; the machine's `postgres` user runs the server.
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL 15 server on a free loopback port, for the whole test session."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL server binaries not found in {PG_BIN}: install postgresql-15 or set JOURNEY_PG_BIN")
+    data = Path(tempfile.mkdtemp(prefix="journey-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    port = _free_port()
+    subprocess.run(
+        _as_postgres(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-U", "journey", "-A", "trust", "--no-sync"),
+        check=True,
+        capture_output=True,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off"
+    subprocess.run(
+        _as_postgres(
+            str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-w", "-l", str(data / "log"), "start"
+        ),
+        check=True,
+        capture_output=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        yield f"postgresql+psycopg://journey@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"), capture_output=True
+        )
+        shutil.rmtree(data, ignore_errors=True)

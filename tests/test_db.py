@@ -1,0 +1,102 @@
+"""The schema is created idempotently and its unique keys hold, on SQLite and on a real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel
+
+from engine.db import Account, ActivityEvent, OutboxMessage, database_url, init_db, make_engine
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'journey.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    engine = make_engine(url)
+    yield engine
+    if request.param == "postgresql":
+        SQLModel.metadata.drop_all(engine)  # the server lives for the session; each test starts empty
+    engine.dispose()
+
+
+class TestSchema:
+    """Creating the schema twice changes nothing; the tables the engine relies on exist."""
+
+    def test_init_twice(self, engine: Engine) -> None:
+        """A second init_db leaves tables, rows and indexes as they were."""
+        init_db(engine)
+        with Session(engine) as session:
+            session.merge(Account(id="acme-init", name="Acme", domain="acme-init.example"))
+            session.commit()
+        init_db(engine)
+        with Session(engine) as session:
+            assert session.get(Account, "acme-init") is not None
+        tables = set(inspect(engine).get_table_names())
+        assert {
+            "account",
+            "person",
+            "buying_group",
+            "buying_group_member",
+            "outbox_message",
+            "activity_event",
+            "handoff",
+            "solution_interest",
+            "journey_version",
+        } <= tables
+
+
+class TestUniqueKeys:
+    """Exactly-once effects rest on unique keys in the database, not on luck."""
+
+    def test_outbox_key_unique(self, engine: Engine) -> None:
+        """A second message with the same idempotency key is refused by the database."""
+        init_db(engine)
+        message = {
+            "idempotency_key": "journey/x/acme/intro/7/1",
+            "journey_id": "x",
+            "account_id": "acme",
+            "node_id": "intro",
+            "to_address": "a@acme.example",
+            "subject": "s",
+            "html": "h",
+            "text": "t",
+        }
+        with Session(engine) as session:
+            session.add(OutboxMessage(**message))
+            session.commit()
+        with Session(engine) as session, pytest.raises(IntegrityError):
+            session.add(OutboxMessage(**message))
+            session.commit()
+
+    def test_event_key_unique(self, engine: Engine) -> None:
+        """The event log stores an event id once."""
+        init_db(engine)
+        with Session(engine) as session:
+            session.add(ActivityEvent(key="evt-unique-1", type="form_fill", status="unmatched"))
+            session.commit()
+        with Session(engine) as session, pytest.raises(IntegrityError):
+            session.add(ActivityEvent(key="evt-unique-1", type="form_fill", status="unmatched"))
+            session.commit()
+
+
+class TestDatabaseUrl:
+    """Where the database lives is configured by environment variables only."""
+
+    def test_default_is_sqlite_under_home(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without JOURNEY_DATABASE_URL the database is a SQLite file under JOURNEY_HOME."""
+        monkeypatch.delenv("JOURNEY_DATABASE_URL", raising=False)
+        monkeypatch.setenv("JOURNEY_HOME", str(tmp_path / "home"))
+        assert database_url() == f"sqlite:///{tmp_path / 'home' / 'journey.db'}"
+
+    def test_postgres_uses_psycopg(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A plain postgresql:// URL is driven by psycopg 3, the driver the project installs."""
+        monkeypatch.setenv("JOURNEY_DATABASE_URL", "postgresql://u:secret@db.internal:5432/journeys")
+        assert database_url() == "postgresql+psycopg://u:secret@db.internal:5432/journeys"

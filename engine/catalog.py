@@ -10,7 +10,9 @@ from engine.errors import Issue
 from engine.plan import Plan
 from engine.workspace import BUYING_GROUPS_FILE, SERVICES_FILE, Workspace, display, load_workspace
 
-NOT_JOURNEYS = frozenset({BUYING_GROUPS_FILE, SERVICES_FILE})
+NOT_JOURNEYS = frozenset(
+    name.removesuffix(".yaml") + suffix for name in (BUYING_GROUPS_FILE, SERVICES_FILE) for suffix in (".yaml", ".yml")
+)
 
 
 @dataclass

@@ -31,7 +31,8 @@ from engine.plan import Edge, Plan
 from engine.workspace import Workspace, display, load_workspace
 
 EDGE_KEYS = ("next", "on_event", "on_complete", "on_success", "on_error", "on_timeout")
-READ_ONLY_ACCOUNT_FIELDS = frozenset({"id", "created_at", "attributes"})
+READ_ONLY_ACCOUNT_FIELDS = frozenset({"id", "created_at", "attributes", "domain"})
+NUMERIC_ACCOUNT_FIELDS = frozenset({"employees", "annual_revenue"})
 
 
 def compile_file(path: Path, workspace: Workspace | None = None) -> Plan:
@@ -52,6 +53,15 @@ def check_file(path: Path, workspace: Workspace | None = None) -> tuple[Plan | N
     compiler.issues.extend(issues)
     plan = compiler.run()
     return (plan if not compiler.issues else None), sorted(set(compiler.issues))
+
+
+def _event_notes(event: str) -> dict[str, str]:
+    """'form' belongs to form_fill events, not email_click: said where a field of another type is used."""
+    notes: dict[str, str] = {}
+    for other, fields in conditions.EVENT_FIELDS.items():
+        for name in fields - conditions.EVENT_FIELDS[event]:
+            notes.setdefault(f"event.{name}", f"'{name}' belongs to {other} events, not {event}")
+    return notes
 
 
 def raw_edges(raw: dict[str, Any]) -> Iterator[tuple[str, str, PathKey]]:
@@ -88,6 +98,7 @@ class _Compiler:
         self.issues.extend(problems)
         self._read_nodes(data.get("nodes"))
         self.account_fields = conditions.ACCOUNT_FIELDS | self._custom_account_attributes()
+        self.names_interest = isinstance(data.get("solution_interest"), str)
         self.interest = self._solution_interest(data.get("solution_interest"))
         self.role_template = (
             self.workspace.role_templates.get(self.interest.role_template) if self.interest is not None else None
@@ -100,7 +111,7 @@ class _Compiler:
             self._check_node(node)
         self._check_references()
         start = data.get("start")
-        if isinstance(start, str):
+        if isinstance(start, str) and self.raw_nodes:
             self._check_graph(start)
         if self.issues or header is None:
             return None
@@ -135,6 +146,8 @@ class _Compiler:
                 self.fail((*at, "type"), f"unknown node type '{node_type}'{hint}", label)
                 continue
             model, problems = shape.validate(NODE_MODELS[node_type], raw, self.source, at, label)
+            if "id" not in raw:  # already said above, in words that count the node
+                problems = [problem for problem in problems if problem.message != "missing required key 'id'"]
             self.issues.extend(problems)
             if model is not None and label is not None:
                 self.nodes[label] = model
@@ -164,10 +177,10 @@ class _Compiler:
                 elif where is not None:
                     fields = conditions.EVENT_COMMON_FIELDS | conditions.EVENT_FIELDS[event]
                     variables = {"event": fields, "account": self.account_fields, "person": conditions.PERSON_FIELDS}
-                    scope = conditions.Scope(variables, "event conditions")
+                    scope = conditions.Scope(variables, "event conditions", _event_notes(event))
                     self._expression(self._at(node, "where"), where, scope, node.id, "where")
             case Split(paths=paths):
-                scope = conditions.Scope(self._variables("account"), self._group_where("split conditions"))
+                scope = self._scope("split conditions", "account")
                 for index, path in enumerate(paths):
                     self._expression(
                         self._at(node, "paths", index, "when"), path.when, scope, node.id, f"paths[{index}].when"
@@ -176,15 +189,19 @@ class _Compiler:
                 for key in ("set", "add"):
                     for name in getattr(node, key) or {}:
                         if name in READ_ONLY_ACCOUNT_FIELDS:
-                            self.fail(self._at(node, key), f"{key}: '{name}' cannot be changed by a journey", node.id)
-        if node.type in BUYING_GROUP_TYPES and self.interest is None:
+                            message = f"{key}: '{name}' cannot be changed by a journey"
+                            self.fail(self._at(node, key, name), message, node.id, key=True)
+                        elif key == "add" and name in conditions.ACCOUNT_FIELDS - NUMERIC_ACCOUNT_FIELDS:
+                            message = f"add: '{name}' is not a number; use 'set' to change it"
+                            self.fail(self._at(node, key, name), message, node.id, key=True)
+        if node.type in BUYING_GROUP_TYPES and not self.names_interest:
             self.fail(
                 self._at(node, "type"),
                 f"'{node.type}' works on a buying group: give the journey a 'solution_interest'",
                 node.id,
             )
         service = getattr(node, "service", None)
-        if service is not None and service not in self.workspace.services.services:
+        if service is not None and self.workspace.services_loaded and service not in self.workspace.services.services:
             if not self.workspace.has_services_file:
                 message = f"service: unknown service '{service}': there is no services.yaml next to the journey"
             else:
@@ -199,19 +216,20 @@ class _Compiler:
             "person": conditions.PERSON_FIELDS,
         }
         variables = {name: known[name] for name in names}
-        if self.interest is not None:
+        if self.names_interest:
             variables["buying_group"] = conditions.BUYING_GROUP_FIELDS
         return variables
 
-    def _group_where(self, where: str) -> str:
-        return where if self.interest is not None else f"{where} of a journey without a solution_interest"
+    def _scope(self, where: str, *names: str) -> conditions.Scope:
+        notes = {} if self.names_interest else {"buying_group": "give the journey a 'solution_interest' first"}
+        return conditions.Scope(self._variables(*names), where, notes)
 
     def _expression(self, at: PathKey, source: str, scope: conditions.Scope, node: str | None, field: str) -> None:
         for problem in conditions.check(source, scope):
             self.fail(at, f"{field}: {problem}", node)
 
     def _check_recipients(self, node: SendEmail, to: Recipients) -> None:
-        if (to.roles or to.missing_roles) and self.interest is None:
+        if (to.roles or to.missing_roles) and not self.names_interest:
             self.fail(
                 self._at(node, "to"), "to: roles need a buying group: give the journey a 'solution_interest'", node.id
             )
@@ -223,11 +241,11 @@ class _Compiler:
                     message = f"to.roles: role template '{self.role_template.id}' has no role '{role}'{hint}"
                     self.fail(self._at(node, "to", "roles", index), message, node.id)
         if to.where is not None:
-            scope = conditions.Scope(self._variables("person", "account"), self._group_where("recipient conditions"))
+            scope = self._scope("recipient conditions", "person", "account")
             self._expression(self._at(node, "to", "where"), to.where, scope, node.id, "to.where")
 
     def _check_subject(self, node: SendEmail) -> None:
-        for _, problem in templates.check(node.subject, html=False, account_fields=self.account_fields):
+        for _, problem in templates.check(node.subject, False, self.account_fields, self.names_interest):
             self.fail(self._at(node, "subject"), f"subject: {problem}", node.id)
 
     def _check_template(self, node: SendEmail) -> None:
@@ -258,7 +276,8 @@ class _Compiler:
         except (OSError, UnicodeDecodeError) as error:
             self.issues.append(Issue(shown, 1, 1, f"template cannot be read: {error}", node.id))
             return
-        for line, problem in templates.check(source, templates.is_html(name), self.account_fields):
+        html = templates.is_html(name)
+        for line, problem in templates.check(source, html, self.account_fields, self.names_interest):
             self.issues.append(Issue(shown, line, 1, problem, node.id))
         self.templates[name] = source
 
@@ -266,7 +285,7 @@ class _Compiler:
         if not isinstance(interest, str):
             return None
         found = self.workspace.solution_interests.get(interest)
-        if found is None:
+        if found is None and self.workspace.buying_groups_loaded:
             if not self.workspace.has_buying_groups_file:
                 message = f"solution_interest: unknown solution interest '{interest}': there is no buying_groups.yaml"
                 message += " next to the journey"
@@ -279,13 +298,16 @@ class _Compiler:
     # --- graph ---------------------------------------------------------------------------------------
 
     def _check_references(self) -> None:
+        # Nodes whose exits are already reported (unknown target, or the node itself invalid) are not
+        # reported again as having no way to an end.
+        self.broken_exits = {node_id for node_id in self.raw_nodes if node_id not in self.nodes}
         for node_id, (index, raw) in self.raw_nodes.items():
-            for label, target, where in raw_edges(raw):
+            for _, target, where in raw_edges(raw):
                 if target not in self.raw_nodes:
                     field = shape.dotted(where)
                     hint = did_you_mean(target, self.raw_nodes)
                     self.fail(("nodes", index, *where), f"{field}: unknown node '{target}'{hint}", node_id)
-                    del label
+                    self.broken_exits.add(node_id)
 
     def _successors(self) -> dict[str, list[str]]:
         return {
@@ -321,7 +343,8 @@ class _Compiler:
             trapped = first not in finishing and all(
                 target in component for member in component for target in successors[member]
             )
-            if trapped and types[first] != "end":
+            broken_exit = any(member in self.broken_exits for member in component)
+            if trapped and types[first] != "end" and not broken_exit:
                 where = (
                     "this node"
                     if len(component) == 1

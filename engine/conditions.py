@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -118,8 +118,6 @@ _TESTS = (
     "divisibleby",
     "odd",
     "even",
-    "startingwith",
-    "endingwith",
 )
 
 
@@ -135,9 +133,16 @@ class Missing(Undefined):
     def _false(self, *_: object) -> bool:
         return False
 
-    # Undefined declares these as raising (typed NoReturn); a missing value compares false instead.
+    def _missing(self, *_: object) -> Missing:
+        return self
+
+    # Undefined declares these as raising (typed NoReturn); a missing value compares false instead,
+    # and arithmetic on it stays missing, as NULL does in SQL.
     __lt__ = __le__ = __gt__ = __ge__ = _false  # type: ignore[assignment]
     __contains__ = _false
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _missing  # type: ignore[assignment]
+    __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _missing  # type: ignore[assignment]
+    __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __pos__ = _missing  # type: ignore[assignment]
 
     def __eq__(self, other: object) -> bool:
         return other is None or isinstance(other, Missing)
@@ -244,10 +249,15 @@ def environment() -> _ExpressionEnvironment:
 
 @dataclass(frozen=True)
 class Scope:
-    """What an expression may name: each variable with its known attributes (None: anything)."""
+    """What an expression may name: each variable with its known attributes (None: anything).
+
+    `notes` explain a name or `name.attribute` that is refused here but would be right elsewhere,
+    e.g. {"buying_group": "give the journey a solution_interest"}.
+    """
 
     variables: Mapping[str, frozenset[str] | None]
     where: str  # e.g. "split conditions", for "'event' is not available in split conditions"
+    notes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -275,7 +285,8 @@ def parse(source: str) -> nodes.Expr:
             token = parser.stream.current
             raise ExpressionError(f"unexpected '{token.value}' after the expression")
     except TemplateSyntaxError as error:
-        message = (error.message or "cannot be parsed").replace("'end of template'", "end of expression")
+        message = (error.message or "cannot be parsed").rstrip(".").replace("'end of template'", "end of template")
+        message = message.replace("end of template", "end of expression")
         raise ExpressionError(message) from None
     return expression
 
@@ -312,12 +323,14 @@ def _problems(expression: nodes.Expr, scope: Scope) -> Iterator[str]:
                 yield "attributes can only be read from the data (account, person, ...), not from a literal"
             case nodes.Name(name=name) if not (name in scope.variables or name in env.globals or name == "now"):
                 known = [*scope.variables, *env.globals]
-                if name in ("account", "person", "buying_group", "event"):
+                if name in scope.notes:
+                    yield f"'{name}' is not available in {scope.where}: {scope.notes[name]}"
+                elif name in ("account", "person", "buying_group", "event"):
                     yield f"'{name}' is not available in {scope.where} (use {_listing(scope.variables)})"
                 else:
                     yield f"unknown name '{name}'{did_you_mean(name, known)}"
             case nodes.Getattr() | nodes.Getitem():
-                yield from _attribute_problem(node, scope.variables)
+                yield from (message for _, message in _attribute_problem(node, scope.variables, scope.notes))
             case nodes.Filter(name=name) if name not in env.filters:
                 yield f"unknown filter '{name}'{did_you_mean(name, env.filters)}"
             case nodes.Test(name=name) if name not in env.tests:
@@ -335,13 +348,15 @@ def _listing(names: Mapping[str, object]) -> str:
     return ", ".join(f"'{name}'" for name in names)
 
 
-def attribute_problems(tree: nodes.Node, variables: Mapping[str, frozenset[str] | None]) -> list[str]:
-    """Unknown first-level attributes of the known variables anywhere in `tree` (also for templates)."""
+def attribute_problems(tree: nodes.Node, variables: Mapping[str, frozenset[str] | None]) -> list[tuple[int, str]]:
+    """(line, message) for unknown first-level attributes of the known variables in `tree` (templates too)."""
     found = tree.find_all((nodes.Getattr, nodes.Getitem))
-    return list(dict.fromkeys(problem for node in found for problem in _attribute_problem(node, variables)))
+    return list(dict.fromkeys(problem for node in found for problem in _attribute_problem(node, variables, {})))
 
 
-def _attribute_problem(node: nodes.Node, variables: Mapping[str, frozenset[str] | None]) -> Iterator[str]:
+def _attribute_problem(
+    node: nodes.Node, variables: Mapping[str, frozenset[str] | None], notes: Mapping[str, str]
+) -> Iterator[tuple[int, str]]:
     match node:
         case (
             nodes.Getattr(node=nodes.Name(name=name), attr=attribute)
@@ -349,4 +364,6 @@ def _attribute_problem(node: nodes.Node, variables: Mapping[str, frozenset[str] 
         ) if variables.get(name) is not None:
             fields = variables[name] or frozenset()
             if attribute not in fields:
-                yield f"unknown attribute '{name}.{attribute}'{did_you_mean(attribute, fields)}"
+                note = notes.get(f"{name}.{attribute}")
+                hint = f": {note}" if note else did_you_mean(attribute, fields)
+                yield node.lineno, f"unknown attribute '{name}.{attribute}'{hint}"

@@ -69,6 +69,8 @@ class Audience(Strict):
     def _reentry_form(cls, value: str) -> str:
         if not _REENTRY.match(value):
             raise ValueError(f"expected 'never' or 'after <duration>' (e.g. 'after 90d'), got '{value}'")
+        if value != "never":
+            parse_duration(value.removeprefix("after").strip())  # 'after 0d' is refused here, not at run time
         return value
 
     @property
@@ -87,7 +89,11 @@ class Recipients(Strict):
     @model_validator(mode="before")
     @classmethod
     def _all_shorthand(cls, value: Any) -> Any:
-        return {"all": True} if value == "all" else value
+        if value == "all":
+            return {"all": True}
+        if not isinstance(value, dict):
+            raise ValueError(f"expected 'all' or a mapping with one of all, roles, missing_roles, where; got '{value}'")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Recipients:
@@ -172,7 +178,7 @@ class AssignBuyingGroup(NodeBase):
 
 class WaitForCompleteness(NodeBase):
     type: Literal["wait_for_completeness"]
-    threshold: float = Field(description="percent, 0-100")
+    threshold: float = Field(description="percent, 0-100", json_schema_extra={"minimum": 0, "maximum": 100})
     timeout: Duration
     on_complete: NodeId
     on_timeout: NodeId

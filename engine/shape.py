@@ -13,6 +13,13 @@ from engine.loader import PathKey, SourceMap
 
 M = TypeVar("M", bound=BaseModel)
 
+_PATTERN_WORDS = {
+    r"^[a-z0-9][a-z0-9-]*$": "lowercase letters, digits and '-'",
+    r"^[A-Za-z0-9][A-Za-z0-9_-]*$": "letters, digits, '_' and '-', starting with a letter or digit",
+    r"^[a-z][a-z0-9_]*$": "lowercase letters, digits and '_', starting with a letter",
+    r"^[A-Z_][A-Z0-9_]*$": "an environment variable name: capitals, digits and '_'",
+    r"^https?://": "a URL starting with http:// or https://",
+}
 _EXPECTED = {
     "string_type": "expected text",
     "int_type": "expected a whole number",
@@ -70,8 +77,9 @@ def _issue(model: type[BaseModel], problem: Any, source: SourceMap, at: PathKey,
         choices = [choice.strip(" '") for choice in expected.split(",")]
         message = f"expected one of {expected}, got '{value}'{did_you_mean(str(value), choices)}"
     elif kind == "string_pattern_mismatch":
-        message = f"'{value}' is not allowed here: use lowercase letters, digits, '-' or '_' as the pattern says"
-        message += f" ({problem['ctx']['pattern']})"
+        pattern = problem["ctx"]["pattern"]
+        allowed = _PATTERN_WORDS.get(pattern, "the allowed characters")
+        message = f"'{value}' is not allowed here: use {allowed} ({pattern})"
     elif kind in ("too_short", "string_too_short"):
         message = "must not be empty"
     elif kind == "string_too_long":
@@ -101,7 +109,9 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     """The key names allowed at `loc` inside `model`, for 'did you mean' suggestions."""
     current: Any = model
     for part in loc:
-        current = _model_in(current.model_fields[part].annotation) if isinstance(part, str) else current
+        # List indexes and the keys of dict fields (a service's name) stay on the same model.
+        if isinstance(part, str) and part in current.model_fields:
+            current = _model_in(current.model_fields[part].annotation)
         if current is None:
             return []
     return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []

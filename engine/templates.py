@@ -30,14 +30,23 @@ TEMPLATE_VARIABLES: Mapping[str, frozenset[str] | None] = {
 @lru_cache(maxsize=2)
 def environment(html: bool) -> ImmutableSandboxedEnvironment:
     """Sandboxed, strict about undefined values; HTML templates escape every value they print."""
-    return ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True)
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=html, keep_trailing_newline=True, finalize=_blank_none
+    )
+
+
+def _blank_none(value: Any) -> Any:
+    """A missing phone number prints as nothing, not as 'None'."""
+    return "" if value is None else value
 
 
 def is_html(name: str) -> bool:
     return name.removesuffix(".j2").endswith((".html", ".htm"))
 
 
-def check(source: str, html: bool, account_fields: frozenset[str] = ACCOUNT_FIELDS) -> list[tuple[int, str]]:
+def check(
+    source: str, html: bool, account_fields: frozenset[str] = ACCOUNT_FIELDS, with_buying_group: bool = True
+) -> list[tuple[int, str]]:
     """Problems in a template as (line, message); line 1 when Jinja cannot say more."""
     env = environment(html)
     try:
@@ -54,23 +63,23 @@ def check(source: str, html: bool, account_fields: frozenset[str] = ACCOUNT_FIEL
             problems.append((node.lineno, f"unknown {kind} '{node.name}'{did_you_mean(node.name, known)}"))
     if problems:
         return sorted(problems)  # finding variables would trip over the unknown filter
-    variables = {**TEMPLATE_VARIABLES, "account": account_fields}
+    variables = dict(TEMPLATE_VARIABLES, account=account_fields)
+    if not with_buying_group:
+        del variables["buying_group"]
+    first_use: dict[str, int] = {}
+    for name_node in tree.find_all(nodes.Name):
+        if name_node.ctx == "load":
+            first_use.setdefault(name_node.name, name_node.lineno)
     for name in sorted(meta.find_undeclared_variables(tree)):
-        if name not in variables:
-            problems.append((_line_of(source, name), f"unknown variable '{name}'{did_you_mean(name, variables)}"))
-    for message in attribute_problems(tree, variables):
-        attribute = message.split("'")[1]
-        problems.append((_line_of(source, attribute), message))
+        if name == "buying_group" and not with_buying_group:
+            message = "'buying_group' is not available: give the journey a solution_interest"
+            problems.append((first_use.get(name, 1), message))
+        elif name not in variables:
+            message = f"unknown variable '{name}'{did_you_mean(name, variables)}"
+            problems.append((first_use.get(name, 1), message))
+    problems.extend(attribute_problems(tree, variables))
     return sorted(problems)
 
 
 def render(source: str, html: bool, context: Mapping[str, Any]) -> str:
     return environment(html).from_string(source).render(**context)
-
-
-def _line_of(source: str, word: str) -> int:
-    """Jinja's AST keeps line numbers only for some nodes; the first mention is close enough."""
-    for number, line in enumerate(source.splitlines(), start=1):
-        if word in line:
-            return number
-    return 1

@@ -16,7 +16,10 @@ M = TypeVar("M", BuyingGroupsFile, ServicesFile)
 
 BUYING_GROUPS_FILE = "buying_groups.yaml"
 SERVICES_FILE = "services.yaml"
-RULE_SCOPE = conditions.Scope({"person": conditions.PERSON_FIELDS, "account": conditions.ACCOUNT_FIELDS}, "role rules")
+# A rule decides a person's role, so it cannot read the role itself.
+RULE_SCOPE = conditions.Scope(
+    {"person": conditions.PERSON_FIELDS - {"role"}, "account": conditions.ACCOUNT_FIELDS}, "role rules"
+)
 
 
 @dataclass
@@ -26,6 +29,9 @@ class Workspace:
     services: ServicesFile = field(default_factory=ServicesFile)
     issues: list[Issue] = field(default_factory=list)
     has_buying_groups_file: bool = False
+    # False when the file has problems: they are reported once, not again in every journey using it.
+    buying_groups_loaded: bool = True
+    services_loaded: bool = True
     has_services_file: bool = False
 
     @cached_property
@@ -47,19 +53,28 @@ def display(path: Path) -> str:
 
 def load_workspace(folder: Path) -> Workspace:
     workspace = Workspace(folder)
-    groups_path, services_path = folder / BUYING_GROUPS_FILE, folder / SERVICES_FILE
+    groups_path, services_path = _either(folder, BUYING_GROUPS_FILE), _either(folder, SERVICES_FILE)
     if groups_path.is_file():
         workspace.has_buying_groups_file = True
         groups, source = _load(groups_path, BuyingGroupsFile, workspace.issues)
+        workspace.buying_groups_loaded = groups is not None
         if groups is not None:
             workspace.buying_groups = groups
             _check_buying_groups(groups, source, workspace.issues)
     if services_path.is_file():
         workspace.has_services_file = True
         services, _ = _load(services_path, ServicesFile, workspace.issues)
+        workspace.services_loaded = services is not None
         if services is not None:
             workspace.services = services
     return workspace
+
+
+def _either(folder: Path, name: str) -> Path:
+    """`name` as .yaml, or as .yml when only that exists."""
+    path = folder / name
+    short = path.with_suffix(".yml")
+    return short if not path.exists() and short.exists() else path
 
 
 def _load(path: Path, model: type[M], issues: list[Issue]) -> tuple[M | None, SourceMap]:

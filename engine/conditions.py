@@ -291,6 +291,14 @@ def parse(source: str) -> nodes.Expr:
     return expression
 
 
+def names(source: str) -> set[str]:
+    """The variables an expression reads (empty when it does not parse)."""
+    try:
+        return {node.name for node in parse(source).find_all(nodes.Name)}
+    except ExpressionError:
+        return set()
+
+
 def check(source: str, scope: Scope) -> list[str]:
     """Every problem of `source` in `scope`, as messages; empty when it is fine."""
     try:

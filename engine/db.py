@@ -139,6 +139,7 @@ class ActivityEvent(SQLModel, table=True):
     payload: dict[str, Any] = _json()
     occurred_at: datetime = _when(nullable=False, default=utcnow)
     recorded_at: datetime = _when(nullable=False, default=utcnow)
+    delivered_at: datetime | None = _when(nullable=True)
 
 
 class Handoff(SQLModel, table=True):

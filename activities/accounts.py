@@ -1,0 +1,127 @@
+"""Activities that read and change accounts and write the journey's steps to the event log.
+
+Each write carries a unique key stored in the event log in the same transaction, so a retried
+activity changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.context import account_data
+from engine.contracts import AccountRequest, StepRecord, UpdateAccountRequest
+from engine.db import Account, ActivityEvent
+
+log = structlog.get_logger()
+
+_COLUMNS = frozenset({"name", "industry", "employees", "annual_revenue", "country", "timezone", "owner_email"})
+
+
+class AccountActivities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @activity.defn(name="load_account")
+    async def load_account(self, request: AccountRequest) -> dict[str, Any]:
+        """The account as expressions see it, read fresh (a split decides on current data)."""
+        return await asyncio.to_thread(self._load, request.account_id)
+
+    def _load(self, account_id: str) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            account = session.get(Account, account_id)
+            if account is None:
+                raise ApplicationError(
+                    f"account '{account_id}' does not exist (deleted while its journey ran?)",
+                    type="AccountNotFound",
+                    non_retryable=True,
+                )
+            return account_data(account)
+
+    @activity.defn(name="update_account")
+    async def update_account(self, request: UpdateAccountRequest) -> dict[str, Any]:
+        """Apply `set` and `add` once, however often the activity is retried; return the account's data."""
+        return await asyncio.to_thread(self._update, request)
+
+    def _update(self, request: UpdateAccountRequest) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == request.key)).first() is not None:
+                log.info("account update already applied", key=request.key, account=request.account_id)
+                return self._load(request.account_id)
+            account = session.get(Account, request.account_id)
+            if account is None:
+                raise ApplicationError(
+                    f"account '{request.account_id}' does not exist", type="AccountNotFound", non_retryable=True
+                )
+            attributes = dict(account.attributes or {})
+            for name, value in request.set.items():
+                if name in _COLUMNS:
+                    setattr(account, name, value)
+                else:
+                    attributes[name] = value
+            for name, amount in request.add.items():
+                current = getattr(account, name) if name in _COLUMNS else attributes.get(name)
+                total = _number(current) + amount
+                if name in _COLUMNS:
+                    setattr(account, name, total)
+                else:
+                    attributes[name] = int(total) if float(total).is_integer() else total
+            account.attributes = attributes
+            session.add(account)
+            session.add(
+                ActivityEvent(
+                    key=request.key,
+                    type="account_updated",
+                    account_id=request.account_id,
+                    journey_id=request.journey_id,
+                    node_id=request.node_id,
+                    payload={"set": request.set, "add": request.add},
+                    occurred_at=request.occurred_at,
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent attempt applied it first
+                session.rollback()
+            return self._load(request.account_id)
+
+    @activity.defn(name="record_step")
+    async def record_step(self, step: StepRecord) -> None:
+        """Write a node entered / left to the event log, once."""
+        await asyncio.to_thread(self._record, step)
+
+    def _record(self, step: StepRecord) -> None:
+        event = ActivityEvent(
+            key=step.key,
+            type=step.type,
+            account_id=step.account_id,
+            journey_id=step.journey_id,
+            node_id=step.node_id,
+            payload={"version": step.version, "node_type": step.node_type, "visit": step.visit, "branch": step.branch},
+            occurred_at=step.occurred_at,
+        )
+        with Session(self.engine) as session:
+            if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == step.key)).first() is not None:
+                return  # recorded by an earlier attempt
+            session.add(event)
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == step.key)).first() is None:
+                    raise  # not a race with another attempt: a real problem (e.g. the account is gone)
+
+
+def _number(value: object) -> float:
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApplicationError(f"cannot add to '{value}': it is not a number", type="NotANumber", non_retryable=True)
+    return float(value)

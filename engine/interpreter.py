@@ -1,0 +1,441 @@
+"""The workflow that walks a Plan for one account: deterministic, no I/O, every effect an activity.
+
+One run per (journey, account). The Plan arrives in the input and stays pinned for the account's
+whole journey, across continue-as-new. Events arrive as signals; a `wait_for_event` node listens
+from the moment the account enters it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from engine import conditions, schedule
+    from engine.contracts import (
+        AccountRequest,
+        JourneyEvent,
+        JourneyInput,
+        JourneyResult,
+        JourneyState,
+        SendEmailRequest,
+        SendEmailResult,
+        ServiceCallRequest,
+        StepKind,
+        StepRecord,
+        UpdateAccountRequest,
+        Visit,
+    )
+    from engine.durations import format_duration
+    from engine.model import (
+        End,
+        ExternalAction,
+        NodeBase,
+        SendEmail,
+        Split,
+        UpdateAccount,
+        Wait,
+        WaitForEvent,
+    )
+    from engine.render import node_summary
+
+QUICK = timedelta(seconds=30)
+DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
+EMAIL_RETRY = RetryPolicy(
+    maximum_interval=timedelta(minutes=10), non_retryable_error_types=["NotSupported", "AccountNotFound"]
+)
+
+
+class _Exit:
+    """Where a node sends the account: the branch's name and its target."""
+
+    __slots__ = ("branch", "target")
+
+    def __init__(self, branch: str, target: str | None) -> None:
+        self.branch, self.target = branch, target
+
+
+@workflow.defn(name="Journey")
+class JourneyWorkflow:
+    def __init__(self) -> None:
+        self._input: JourneyInput | None = None
+        self._state: JourneyState | None = None
+        self._listening = False
+        self._inbox: list[JourneyEvent] = []
+        self._seen: dict[str, None] = {}
+
+    # --- messages ------------------------------------------------------------------------------------
+
+    @workflow.signal(name="event")
+    def event(self, event: JourneyEvent) -> None:
+        """An event for this account. Duplicates (same event id) are dropped; others wait in the inbox
+        while the account is at a `wait_for_event` node and are ignored elsewhere."""
+        if event.event_id in self._seen:
+            workflow.logger.info("duplicate event ignored", extra={"event_id": event.event_id})
+            return
+        self._remember(event.event_id)
+        if self._listening:
+            self._inbox.append(event)
+
+    @workflow.query(name="state")
+    def state(self) -> dict[str, Any]:
+        """Position, path so far and buffered events, for operators and tests."""
+        if self._state is None:
+            return {}
+        state = self._state.model_copy(update={"inbox": list(self._inbox), "seen_event_ids": list(self._seen)})
+        return {**state.model_dump(mode="json"), "listening": self._listening}
+
+    # --- the walk ------------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, journey: JourneyInput) -> JourneyResult:
+        try:
+            return await self._walk(journey)
+        except ActivityError as error:
+            position = self._state.position if self._state is not None else journey.plan.start
+            raise ApplicationError(
+                f"journey '{journey.plan.journey}' account '{journey.account_id}' node '{position}': {_cause(error)}",
+                type="JourneyStepFailed",
+                non_retryable=True,
+            ) from error
+
+    async def _walk(self, journey: JourneyInput) -> JourneyResult:
+        self._input, plan = journey, journey.plan
+        state = journey.state or JourneyState(position=plan.start, entered_at=workflow.now())
+        self._inbox = list(state.inbox)
+        self._listening = state.resumed and plan.nodes[state.position].type == "wait_for_event"
+        for event_id in state.seen_event_ids:
+            self._seen[event_id] = None
+        if not state.account:
+            state = state.model_copy(update={"account": await self._load_account()})
+        self._state = state
+        while True:
+            node = plan.nodes[self._state.position]
+            visit, fresh = self._enter(node)
+            if fresh:
+                await self._record("node_entered", node, visit)
+            exit_ = await self._execute(node, visit)
+            await self._record("node_left", node, visit, exit_.branch)
+            if exit_.target is None:
+                return JourneyResult(
+                    journey=plan.journey,
+                    version=plan.version,
+                    account_id=journey.account_id,
+                    ended_at=node.id,
+                    visits=self._state.visits,
+                    emails_sent=self._state.emails_sent,
+                )
+            self._move(exit_)
+            if self._continue_as_new_due():
+                await self._continue_as_new()
+
+    def _enter(self, node: NodeBase) -> tuple[int, bool]:
+        """(visit number, fresh): a fresh visit is counted and starts listening; resuming inside the node
+        after continue-as-new keeps the visit, the inbox and the time the account entered."""
+        state = self._current()
+        workflow.set_current_details(f"**{node.id}** ({node.type}): {node_summary(node)}")
+        if state.resumed:
+            self._state = state.model_copy(update={"resumed": False})
+            return state.visits.get(node.id, 1), False
+        visit = state.visits.get(node.id, 0) + 1
+        self._state = state.model_copy(update={"visits": {**state.visits, node.id: visit}})
+        self._listening = node.type == "wait_for_event"
+        self._inbox = []
+        return visit, True
+
+    def _move(self, exit_: _Exit) -> None:
+        assert self._state is not None and self._input is not None and exit_.target is not None
+        kept = self._input.settings.path_kept
+        visit = Visit(node=self._state.position, entered_at=self._state.entered_at, branch=exit_.branch)
+        self._state = self._state.model_copy(
+            update={"position": exit_.target, "entered_at": workflow.now(), "path": [*self._state.path, visit][-kept:]}
+        )
+        self._listening, self._inbox = False, []
+
+    async def _execute(self, node: NodeBase, visit: int) -> _Exit:
+        match node:
+            case SendEmail():
+                await self._send_email(node, visit)
+                return self._edge(node, "next")
+            case Wait(duration=duration, until=until):
+                deadline = self._entered_at() + duration if duration is not None else self._until(until or "")
+                await self._wait_until(deadline, node)
+                return self._edge(node, "next")
+            case WaitForEvent():
+                return await self._wait_for_event(node)
+            case Split():
+                return await self._split(node)
+            case ExternalAction():
+                return await self._call_service(node, visit)
+            case UpdateAccount():
+                await self._update_account(node, visit)
+                return self._edge(node, "next")
+            case End():
+                return _Exit("end", None)
+        raise ApplicationError(
+            f"node '{node.id}': '{node.type}' is not supported by this worker yet (buying groups arrive later)",
+            type="NotSupported",
+            non_retryable=True,
+        )
+
+    # --- nodes ---------------------------------------------------------------------------------------
+
+    async def _send_email(self, node: SendEmail, visit: int) -> None:
+        plan, state, settings = self._plan(), self._current(), self._settings()
+        if plan.send_window:
+            opens_in = schedule.window_opens_in(plan.send_window, workflow.now(), state.account.get("timezone"))
+            if opens_in > timedelta(0):
+                workflow.set_current_details(f"**{node.id}**: waiting for the send window `{plan.send_window}`")
+                await self._wait_until(workflow.now() + opens_in, node, f"send window {plan.send_window}")
+        text_name = node.template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
+        request = SendEmailRequest(
+            key_prefix=self._key(node, visit),
+            journey_id=plan.journey,
+            journey_name=plan.name,
+            version=plan.version,
+            account_id=self._input_().account_id,
+            node_id=node.id,
+            to=node.to,
+            subject=node.subject,
+            html_template=plan.templates[node.template],
+            text_template=plan.templates.get(text_name),
+        )
+        result = await workflow.execute_activity(
+            "send_email",
+            request,
+            result_type=SendEmailResult,
+            start_to_close_timeout=timedelta(hours=1),
+            heartbeat_timeout=timedelta(seconds=settings.email_heartbeat_timeout_seconds),
+            retry_policy=EMAIL_RETRY,
+            summary=node_summary(node),
+        )
+        self._state = state.model_copy(update={"emails_sent": state.emails_sent + result.sent})
+
+    async def _wait_for_event(self, node: WaitForEvent) -> _Exit:
+        deadline = self._entered_at() + node.timeout
+        condition = (
+            conditions.compile_condition(
+                node.where, conditions.Scope({"event": None, "account": None, "person": None}, "event conditions")
+            )
+            if node.where
+            else None
+        )
+        summary = f"{node.event}" + (f" where {node.where}" if node.where else "")
+        while True:
+            while self._inbox:
+                event = self._inbox.pop(0)
+                if event.type == node.event and self._matches(condition, event):
+                    return self._edge(node, "on_event")
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                return self._edge(node, "on_timeout")
+            try:
+                await workflow.wait_condition(
+                    lambda: bool(self._inbox) or self._continue_as_new_due(),
+                    timeout=remaining,
+                    timeout_summary=f"wait {format_duration(node.timeout)} for {summary}",
+                )
+            except TimeoutError:
+                return self._edge(node, "on_timeout")
+            if not self._inbox and self._continue_as_new_due():
+                await self._continue_as_new(resume_inside=True)
+
+    def _matches(self, condition: conditions.Condition | None, event: JourneyEvent) -> bool:
+        if condition is None:
+            return True
+        data = {
+            "type": event.type,
+            "event_id": event.event_id,
+            "email": event.email,
+            "occurred_at": event.occurred_at.isoformat(),
+            "payload": event.payload,
+            **event.payload,
+        }
+        try:
+            return condition.evaluate(
+                event=data, account=self._current().account, person=event.person or {}, now=workflow.now()
+            )
+        except Exception as error:  # an expression failing on odd data must not fail the journey
+            workflow.logger.warning("event condition failed; event ignored", extra={"error": str(error)})
+            return False
+
+    async def _split(self, node: Split) -> _Exit:
+        account = await self._load_account()
+        self._state = self._current().model_copy(update={"account": account})
+        scope = conditions.Scope({"account": None, "buying_group": None}, "split conditions")
+        for index, path in enumerate(node.paths):
+            condition = conditions.compile_condition(path.when, scope)
+            try:
+                matched = condition.evaluate(account=account, buying_group=None, now=workflow.now())
+            except Exception as error:
+                workflow.logger.warning(
+                    "split condition failed; path skipped", extra={"node": node.id, "path": index, "error": str(error)}
+                )
+                matched = False
+            if matched:
+                edge = self._plan().edges[node.id][index]
+                return _Exit(edge.label, edge.target)
+        return self._edge(node, "otherwise")
+
+    async def _call_service(self, node: ExternalAction, visit: int) -> _Exit:
+        plan = self._plan()
+        service = plan.services[node.service]
+        request = ServiceCallRequest(
+            key=self._key(node, visit),
+            service_name=node.service,
+            service=service,
+            journey_id=plan.journey,
+            account_id=self._input_().account_id,
+            node_id=node.id,
+            account=self._current().account,
+        )
+        try:
+            await workflow.execute_activity(
+                "call_service",
+                request,
+                start_to_close_timeout=service.timeout + timedelta(seconds=5),
+                retry_policy=RetryPolicy(
+                    maximum_attempts=service.retries + 1,
+                    initial_interval=timedelta(seconds=1),
+                    backoff_coefficient=2.0,
+                    maximum_interval=timedelta(seconds=30),
+                    non_retryable_error_types=["ServiceRejected", "ServiceMisconfigured"],
+                ),
+                summary=node_summary(node),
+            )
+        except ActivityError as error:
+            # The activity's own deadline says ServiceTimeout; Temporal's start-to-close limit, TimeoutError.
+            timed_out = _failure_type(error) in ("ServiceTimeout", "TimeoutError")
+            workflow.logger.warning("service call failed", extra={"node": node.id, "error": _cause(error)})
+            if timed_out and node.on_timeout is not None:
+                return self._edge(node, "on_timeout")
+            return self._edge(node, "on_error")
+        return self._edge(node, "on_success")
+
+    async def _update_account(self, node: UpdateAccount, visit: int) -> None:
+        account = await workflow.execute_activity(
+            "update_account",
+            UpdateAccountRequest(
+                key=f"{self._key(node, visit)}/update",
+                journey_id=self._plan().journey,
+                account_id=self._input_().account_id,
+                node_id=node.id,
+                set=dict(node.set or {}),
+                add={name: float(amount) for name, amount in (node.add or {}).items()},
+                occurred_at=workflow.now(),
+            ),
+            result_type=dict,
+            start_to_close_timeout=QUICK,
+            retry_policy=DB_RETRY,
+            summary=node_summary(node),
+        )
+        self._state = self._current().model_copy(update={"account": account})
+
+    # --- waiting -------------------------------------------------------------------------------------
+
+    def _until(self, cron: str) -> Any:
+        return schedule.next_time(cron, self._entered_at(), self._current().account.get("timezone"))
+
+    async def _wait_until(self, deadline: Any, node: NodeBase, what: str | None = None) -> None:
+        """Sleep until `deadline`, continuing as new on the way when the history asks for it."""
+        summary = what or node_summary(node)
+        while (remaining := deadline - workflow.now()) > timedelta(0):
+            try:
+                await workflow.wait_condition(self._continue_as_new_due, timeout=remaining, timeout_summary=summary)
+            except TimeoutError:
+                return
+            await self._continue_as_new(resume_inside=True)
+
+    # --- continue-as-new -----------------------------------------------------------------------------
+
+    def _continue_as_new_due(self) -> bool:
+        info = workflow.info()
+        limit = self._settings().max_history_events
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+
+    async def _continue_as_new(self, resume_inside: bool = False) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        state = self._current().model_copy(
+            update={"resumed": resume_inside, "inbox": list(self._inbox), "seen_event_ids": self._recent_ids()}
+        )
+        workflow.continue_as_new(self._input_().model_copy(update={"state": state}))
+
+    def _recent_ids(self) -> list[str]:
+        return list(self._seen)[-self._settings().seen_event_ids_kept :]
+
+    def _remember(self, event_id: str) -> None:
+        self._seen[event_id] = None
+        kept = self._settings().seen_event_ids_kept if self._input is not None else 1_000
+        while len(self._seen) > kept:
+            del self._seen[next(iter(self._seen))]
+
+    # --- helpers -------------------------------------------------------------------------------------
+
+    async def _load_account(self) -> dict[str, Any]:
+        account: dict[str, Any] = await workflow.execute_activity(
+            "load_account",
+            AccountRequest(account_id=self._input_().account_id),
+            result_type=dict,
+            start_to_close_timeout=QUICK,
+            retry_policy=DB_RETRY,
+            summary="read the account",
+        )
+        return account
+
+    async def _record(self, kind: StepKind, node: NodeBase, visit: int, branch: str | None = None) -> None:
+        plan = self._plan()
+        step = StepRecord(
+            key=f"{self._key(node, visit)}/{kind}",
+            type=kind,
+            journey_id=plan.journey,
+            version=plan.version,
+            account_id=self._input_().account_id,
+            node_id=node.id,
+            node_type=node.type,
+            visit=visit,
+            branch=branch,
+            occurred_at=workflow.now(),
+        )
+        await workflow.execute_activity(
+            "record_step", step, start_to_close_timeout=QUICK, retry_policy=DB_RETRY, summary=f"log {kind} {node.id}"
+        )
+
+    def _key(self, node: NodeBase, visit: int) -> str:
+        info = workflow.info()
+        return f"{info.workflow_id}/{info.first_execution_run_id}/{node.id}/{visit}"
+
+    def _edge(self, node: NodeBase, label: str) -> _Exit:
+        for edge in self._plan().edges[node.id]:
+            if edge.label == label:
+                return _Exit(label, edge.target)
+        raise ApplicationError(f"node '{node.id}' has no '{label}' branch", type="PlanError", non_retryable=True)
+
+    def _entered_at(self) -> Any:
+        return self._current().entered_at
+
+    def _plan(self) -> Any:
+        return self._input_().plan
+
+    def _input_(self) -> JourneyInput:
+        assert self._input is not None
+        return self._input
+
+    def _current(self) -> JourneyState:
+        assert self._state is not None
+        return self._state
+
+    def _settings(self) -> Any:
+        return self._input_().settings
+
+
+def _failure_type(error: ActivityError) -> str | None:
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else type(cause).__name__ if cause else None
+
+
+def _cause(error: ActivityError) -> str:
+    return str(error.cause) if error.cause is not None else str(error)

@@ -1,0 +1,56 @@
+"""Assemble a worker: the journey workflows and every activity, bound to a database and a mailer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.accounts import AccountActivities
+from activities.delivery import Delivery
+from activities.email import EmailActivities
+from activities.services import ServiceActivities
+from engine import runtime
+from engine.interpreter import JourneyWorkflow
+from engine.launcher import LauncherActivities, LauncherWorkflow
+
+WORKFLOWS: list[type] = [JourneyWorkflow, LauncherWorkflow]
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    engine: Engine,
+    delivery: Delivery,
+    task_queue: str = runtime.TASK_QUEUE,
+    **options: Any,
+) -> AsyncIterator[Worker]:
+    """A started worker; leaving the block drains it and closes what the activities opened."""
+    accounts = AccountActivities(engine)
+    services = ServiceActivities()
+    email = EmailActivities(engine, delivery)
+    launcher = LauncherActivities(client, engine, task_queue)
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=[
+            accounts.load_account,
+            accounts.update_account,
+            accounts.record_step,
+            email.send_email,
+            services.call_service,
+            launcher.launch_audience,
+        ],
+        workflow_runner=runtime.sandbox_runner(),
+        **options,
+    )
+    try:
+        async with worker:
+            yield worker
+    finally:
+        await services.aclose()

@@ -141,13 +141,13 @@ def _body(response: httpx.Response) -> Any:
     if not response.content:
         return None
     content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json" or content_type.endswith("+json"):
-        # A large JSON answer is kept as truncated text: results live in the workflow's history.
-        if len(response.content) <= BODY_KEPT:
-            try:
-                return response.json()
-            except ValueError:
-                pass  # a service that labels text as JSON still gets its text kept
+    is_json = content_type == "application/json" or content_type.endswith("+json")
+    # A large JSON answer is kept as truncated text: results live in the workflow's history.
+    if is_json and len(response.content) <= BODY_KEPT:
+        try:
+            return response.json()
+        except ValueError:
+            pass  # a service that labels text as JSON still gets its text kept
     return response.text[:BODY_KEPT]
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from engine import catalog, render
+from engine import catalog, cli_runtime, render
 from engine.model import BuyingGroupsFile, JourneyFile, ServicesFile
 
 app = typer.Typer(
@@ -144,6 +144,11 @@ def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
+
+
+app.command("publish")(cli_runtime.publish_command)
+app.command("event")(cli_runtime.event_command)
+app.command("dev")(cli_runtime.dev_command)
 
 
 def main() -> None:

@@ -129,6 +129,7 @@ class SendEmailResult(Contract):
     skipped_unsubscribed: int = 0
     skipped_no_address: int = 0
     not_matching: int = Field(0, description="people the `where` condition left out")
+    refused: int = Field(0, description="addresses the mail server refused for good (5xx); see the outbox")
 
 
 class ServiceCallRequest(Contract):

@@ -213,7 +213,9 @@ class JourneyWorkflow:
             retry_policy=EMAIL_RETRY,
             summary=node_summary(node),
         )
-        self._state = state.model_copy(update={"emails_sent": state.emails_sent + result.sent})
+        # Messages an earlier, crashed attempt delivered count too: they were sent, exactly once.
+        delivered = result.sent + result.already_sent
+        self._state = self._current().model_copy(update={"emails_sent": state.emails_sent + delivered})
 
     async def _wait_for_event(self, node: WaitForEvent) -> _Exit:
         deadline = self._entered_at() + node.timeout

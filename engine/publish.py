@@ -173,6 +173,24 @@ async def start_journey(
     return True
 
 
+async def start_launcher(client: Client, plan: Plan, task_queue: str = runtime.TASK_QUEUE) -> bool:
+    """Start the journey's audience-refresh launcher when it has a `refresh` cron; a running one is kept
+    (it reads the latest version at each wake-up)."""
+    if plan.audience.refresh is None:
+        return False
+    from engine.launcher import LauncherInput  # the launcher module imports this one
+
+    await client.start_workflow(
+        "JourneyLauncher",
+        LauncherInput(journey_id=plan.journey, refresh=plan.audience.refresh),
+        id=runtime.launcher_id(plan.journey),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary=f"audience refresh of {plan.name} ({plan.audience.refresh})",
+    )
+    return True
+
+
 def _record_entry(engine: Engine, plan: Plan, account_id: str, run: str) -> None:
     with Session(engine) as session:
         session.add(

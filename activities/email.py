@@ -1,0 +1,309 @@
+"""The send_email activity: render a journey's email for each recipient and deliver it at most once per key.
+
+Exactly-once rests on the outbox table: each (node visit, person) has an idempotency key, unique in the
+table, and a message is delivered only while its row is not 'sent'. The remaining window — delivered, then
+the worker dies before the row says 'sent' — delivers again on retry with the same Message-ID, which lets
+mail systems drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+from html.parser import HTMLParser
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import structlog
+from jinja2 import TemplateError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.context import account_data, person_data
+from activities.delivery import Delivery, RecipientRefusedError
+from engine import templates
+from engine.conditions import Scope, compile_condition
+from engine.contracts import SendEmailRequest, SendEmailResult
+from engine.db import Account, OutboxMessage, Person, utcnow
+from engine.errors import ExpressionError
+
+log = structlog.get_logger()
+
+DEFAULT_SENDER = "Journeys <journeys@localhost>"
+KEEPALIVE_SECONDS = 5.0
+_T = TypeVar("_T")
+RECIPIENT_SCOPE = Scope({"person": None, "account": None, "buying_group": None}, "recipient conditions")
+
+
+class _BadAddressError(Exception):
+    """The stored address cannot be written in a To header: no server would take it, now or later."""
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    """A person as plain data, so nothing tied to a database session crosses threads."""
+
+    id: int
+    email: str
+    name: str
+    data: dict[str, Any]
+
+
+class EmailActivities:
+    def __init__(
+        self, engine: Engine, delivery: Delivery, sender: str | None = None, unsubscribe_address: str | None = None
+    ) -> None:
+        self._engine = engine
+        self._delivery = delivery
+        self.sender = sender or os.environ.get("JOURNEY_EMAIL_FROM") or DEFAULT_SENDER
+        sender_address = parseaddr(self.sender)[1]
+        self.unsubscribe_address = unsubscribe_address or os.environ.get("JOURNEY_UNSUBSCRIBE_EMAIL") or sender_address
+        self._domain = sender_address.rpartition("@")[2] or "localhost"
+
+    @activity.defn(name="send_email")
+    async def send_email(self, request: SendEmailRequest) -> SendEmailResult:
+        """Sends the node's email to each recipient once; heartbeats after each, so retries see progress."""
+        if request.to.roles or request.to.missing_roles:
+            message = "recipients by buying-group role arrive with the buying-group engine"
+            raise _permanent(request, message, "NotSupported")
+        progress: dict[str, Any] = {}
+        account, recipients, counts = await _in_thread(progress, self._recipients, request)
+        for recipient in recipients:
+            # Cancelled while a thread delivers: that one message still completes and is recorded as sent.
+            counts[await _in_thread(progress, self._send_one, request, account, recipient)] += 1
+            progress.update(person=recipient.id, **counts)
+            activity.heartbeat(dict(progress))
+        # 'refused' has no field in the result yet; it is logged and recorded in the outbox.
+        return SendEmailResult(**{name: counts[name] for name in SendEmailResult.model_fields})
+
+    def _recipients(self, request: SendEmailRequest) -> tuple[dict[str, Any], list[_Recipient], Counter[str]]:
+        counts: Counter[str] = Counter()
+        with Session(self._engine) as session:
+            account_row = session.get(Account, request.account_id)
+            if account_row is None:
+                raise _permanent(request, "account not found", "AccountNotFound")
+            account = account_data(account_row)
+            query = select(Person).where(Person.account_id == request.account_id).order_by(col(Person.id))
+            people = session.exec(query).all()
+        logger = _logger(request)
+        now = datetime.now(UTC)
+        recipients: list[_Recipient] = []
+        try:
+            condition = compile_condition(request.to.where, RECIPIENT_SCOPE) if request.to.where else None
+            for person in people:
+                assert person.id is not None  # rows read from the database have their key
+                data = person_data(person)
+                if condition and not condition.evaluate(person=data, account=account, buying_group=None, now=now):
+                    counts["not_matching"] += 1
+                    continue
+                reason = "unsubscribed" if person.unsubscribed else "no_address" if not person.email else None
+                if reason is not None:
+                    counts[f"skipped_{reason}"] += 1
+                    logger.info("email.skipped", person=person.id, reason=reason)
+                    continue
+                name = " ".join(part for part in (person.first_name, person.last_name) if part)
+                recipients.append(_Recipient(person.id, person.email or "", name, data))
+        except ExpressionError as error:
+            raise _permanent(request, f"to.where: {error}", "ExpressionError") from None
+        return account, recipients, counts
+
+    def _send_one(self, request: SendEmailRequest, account: dict[str, Any], recipient: _Recipient) -> str:
+        """Delivers one message unless its row says 'sent'; returns 'sent', 'already_sent' or 'refused'."""
+        key = f"{request.key_prefix}/{recipient.id}"
+        with Session(self._engine) as session:
+            row = _outbox_row(session, key)
+            if row is not None and row.status == "sent":
+                return "already_sent"
+            subject, html, text = self._render(request, account, recipient)
+            if row is None:
+                row = OutboxMessage(
+                    idempotency_key=key,
+                    journey_id=request.journey_id,
+                    account_id=request.account_id,
+                    person_id=recipient.id,
+                    node_id=request.node_id,
+                    to_address=recipient.email,
+                    subject=subject,
+                    html=html,
+                    text=text,
+                )
+                session.add(row)
+                try:
+                    session.commit()
+                except IntegrityError:  # another attempt inserted the key first
+                    session.rollback()
+                    row = _outbox_row(session, key)
+                    assert row is not None
+                    if row.status == "sent":
+                        return "already_sent"
+            # The row records what this attempt sends: templates are pinned, but the person may have changed.
+            row.to_address, row.subject, row.html, row.text = recipient.email, subject, html, text
+            row.status, row.error = "pending", None
+            session.commit()
+            try:
+                message = self._message(request, recipient, key, subject, html, text)
+                self._delivery.deliver(message, key)
+            except (RecipientRefusedError, _BadAddressError) as error:
+                # Recorded, not final: a retry of the whole batch asks once more, which never duplicates a message.
+                _mark_failed(session, row, f"{type(error).__name__}: {error}")
+                _logger(request).warning("email.refused", person=recipient.id, reason=str(error))
+                return "refused"
+            except Exception as error:
+                _mark_failed(session, row, f"{type(error).__name__}: {error}")
+                raise ApplicationError(
+                    f"{_where(request)}: sending to person {recipient.id} failed, will retry: {error}",
+                    type="EmailDeliveryError",
+                ) from error
+            row.status, row.sent_at = "sent", utcnow()
+            session.commit()
+        return "sent"
+
+    def _render(
+        self, request: SendEmailRequest, account: dict[str, Any], recipient: _Recipient
+    ) -> tuple[str, str, str]:
+        context = {
+            "account": account,
+            "person": recipient.data,
+            "journey": {"id": request.journey_id, "name": request.journey_name, "version": request.version},
+            "buying_group": None,
+            "unsubscribe_url": self.unsubscribe_url(recipient.email),
+        }
+        try:
+            # Whitespace (a newline above all) in a header would end it: a subject is one line.
+            subject = " ".join(templates.render(request.subject, False, context).split())
+            html = templates.render(request.html_template, True, context)
+            if request.text_template is not None:
+                text = templates.render(request.text_template, False, context)
+            else:
+                text = html_to_text(html)
+        except (TemplateError, TypeError, ValueError, ArithmeticError) as error:
+            # Same templates, same data: a retry would fail the same way.
+            raise _permanent(request, f"template failed for person {recipient.id}: {error}", "TemplateError") from None
+        return subject, html, text
+
+    def unsubscribe_url(self, email: str) -> str:
+        """A mailto: link (RFC 6068) that asks the unsubscribe mailbox to drop `email`."""
+        return f"mailto:{self.unsubscribe_address}?subject={quote(f'unsubscribe {email}', safe='')}"
+
+    def _message(
+        self, request: SendEmailRequest, recipient: _Recipient, key: str, subject: str, html: str, text: str
+    ) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.sender
+        try:
+            message["To"] = Address(display_name=recipient.name, addr_spec=recipient.email)
+        except (ValueError, HeaderParseError) as error:
+            raise _BadAddressError(f"'{recipient.email}' is not an email address: {error}") from error
+        message["Subject"] = subject
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = f"<{message_id_left(key)}@{self._domain}>"
+        message["X-Journey"] = request.journey_id
+        message["X-Journey-Node"] = request.node_id
+        message["List-Unsubscribe"] = f"<{self.unsubscribe_url(recipient.email)}>"
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        return message
+
+
+def message_id_left(key: str) -> str:
+    """The key itself when it is made of RFC 5322 atext (as the workflow's keys are), else percent-encoded."""
+    return quote(key, safe="/-_.")
+
+
+async def _in_thread(progress: dict[str, Any], function: Callable[..., _T], *args: Any) -> _T:
+    """Runs blocking work in a thread, heartbeating `progress` while it runs: a slow SMTP server (each
+    command may take up to the URL's timeout) must not look like a dead worker and start a second attempt."""
+    work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+    while not (await asyncio.wait({work}, timeout=KEEPALIVE_SECONDS))[0]:
+        activity.heartbeat(dict(progress))
+    return work.result()
+
+
+def _where(request: SendEmailRequest) -> str:
+    return f"journey '{request.journey_id}' account '{request.account_id}' node '{request.node_id}'"
+
+
+def _permanent(request: SendEmailRequest, message: str, kind: str) -> ApplicationError:
+    return ApplicationError(f"{_where(request)}: {message}", type=kind, non_retryable=True)
+
+
+def _logger(request: SendEmailRequest) -> Any:
+    return log.bind(journey=request.journey_id, account=request.account_id, node=request.node_id)
+
+
+def _outbox_row(session: Session, key: str) -> OutboxMessage | None:
+    return session.exec(select(OutboxMessage).where(OutboxMessage.idempotency_key == key)).first()
+
+
+def _mark_failed(session: Session, row: OutboxMessage, error: str) -> None:
+    row.status, row.error = "failed", error[:2000]
+    session.commit()
+
+
+_BLOCKS = frozenset(
+    {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "ul", "ol", "blockquote", "pre", "hr"}
+    | {"section", "article", "header", "footer", "dl", "dt", "dd"}
+)
+_HIDDEN = frozenset({"head", "title", "style", "script", "template"})
+
+
+class _TextExtractor(HTMLParser):
+    """HTML -> readable text: blocks become paragraphs, `<br>` a line break, links 'text (url)'."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._hidden = 0
+        self._links: list[tuple[str, int]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _HIDDEN:
+            self._hidden += 1
+        elif tag in _BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in ("td", "th"):
+            self.parts.append(" ")
+        elif tag == "img":
+            self.parts.append(dict(attrs).get("alt") or "")
+        elif tag == "a":
+            self._links.append((dict(attrs).get("href") or "", len(self.parts)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _HIDDEN:
+            self._hidden = max(0, self._hidden - 1)
+        elif tag in _BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a" and self._links:
+            href, start = self._links.pop()
+            label = "".join(self.parts[start:]).strip()
+            if href and not href.startswith("#") and href != label:
+                self.parts.append(f" ({href})" if label else href)
+
+    def handle_data(self, data: str) -> None:
+        if not self._hidden:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """The text part derived from an HTML body when a journey has no text template."""
+    extractor = _TextExtractor()
+    extractor.feed(html)
+    extractor.close()
+    lines = (" ".join(line.split()) for line in "".join(extractor.parts).split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"

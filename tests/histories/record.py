@@ -1,0 +1,101 @@
+"""Record the histories the replay test replays: each runnable example journey, run end to end on the
+time-skipping server with the demo data and real activities, its events delivered along the way.
+
+    .venv/bin/python tests/histories/record.py
+
+Re-record after a deliberate, patched change to the workflow code; never to make a replay test pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from activities.delivery import OutboxFileDelivery  # noqa: E402
+from engine import catalog, publish, runtime  # noqa: E402
+from engine.contracts import JourneyEvent, JourneyInput  # noqa: E402
+from engine.db import init_db, make_engine  # noqa: E402
+from engine.demo import load_demo_data  # noqa: E402
+from engine.workers import running_worker  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+# What happens to each recorded account: (journey, account, events sent whenever the account listens).
+SCENARIOS: list[tuple[str, str, list[dict[str, Any]]]] = [
+    (
+        "webinar-follow-up",
+        "acme-corp",
+        [
+            {"type": "form_fill", "payload": {"form": "webinar-attended"}},
+            {"type": "web_visit", "payload": {"url": "/pricing"}},
+        ],
+    ),
+    ("webinar-follow-up", "amberway-foods", []),
+    ("re-engagement", "ambervale-provisions", [{"type": "email_click", "payload": {"url": "https://www.example.com"}}]),
+    ("re-engagement", "apexbrook-solar", []),
+]
+
+
+async def run_scenario(
+    client: Client, plan: Any, account_id: str, events: list[dict[str, Any]], task_queue: str
+) -> str:
+    workflow_id = runtime.workflow_id(plan.journey, account_id)
+    handle = await client.start_workflow(
+        "Journey", JourneyInput(plan=plan, account_id=account_id), id=workflow_id, task_queue=task_queue
+    )
+    for number, event in enumerate(events):
+        for _ in range(400):
+            state = await handle.query("state")
+            if state.get("listening"):
+                break
+            await asyncio.sleep(0.05)
+        await handle.signal(
+            "event",
+            JourneyEvent(
+                type=event["type"],
+                event_id=f"recorded-{number}",
+                account_id=account_id,
+                payload=event["payload"],
+                occurred_at=datetime(2026, 1, 1, tzinfo=UTC),
+            ),
+        )
+    await handle.result()
+    history = await handle.fetch_history()
+    name = f"{plan.journey}__{account_id}.json"
+    (HERE / name).write_text(history.to_json())
+    return name
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/journey.db")
+        init_db(engine)
+        load_demo_data(engine, REPO / "journeys")
+        plans = {plan.journey: plan for plan in catalog.validate([REPO / "journeys"]).plans}
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
+        )
+        async with env:
+            task_queue = f"record-{uuid.uuid4()}"
+            async with running_worker(env.client, engine, OutboxFileDelivery(Path(tmp) / "outbox"), task_queue):
+                for journey_id, account_id, events in SCENARIOS:
+                    plan = plans[journey_id]
+                    assert not publish.unsupported(plan), journey_id
+                    print("recorded", await run_scenario(env.client, plan, account_id, events, task_queue))
+        engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

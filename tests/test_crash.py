@@ -1,0 +1,119 @@
+"""Exactly-once email under a crash: the worker dies after delivering, before reporting; the journey still
+finishes on a fresh worker and every person got exactly one email. Real dev server, real SMTP, real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from support import add_account, add_person, write_journey
+from temporalio.testing import WorkflowEnvironment
+
+from activities.delivery import SmtpDelivery
+from engine import runtime
+from engine.contracts import JourneyInput, JourneyResult, JourneySettings
+from engine.db import OutboxMessage
+from engine.workers import running_worker
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[str, _Inbox]]:
+    """A real SMTP server on loopback."""
+    inbox = _Inbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield f"smtp://127.0.0.1:{controller.port}?starttls=never", inbox
+    controller.stop()
+
+
+async def test_worker_killed_after_sending(
+    dev_env: WorkflowEnvironment, db: Engine, tmp_path: Path, smtp: tuple[str, _Inbox]
+) -> None:
+    """Kill -9 after the email activity delivered: the retry sends nothing again; the journey ends."""
+    smtp_url, inbox = smtp
+    plan = write_journey(
+        tmp_path / "journeys",
+        """
+        - id: intro
+          type: send_email
+          to: all
+          subject: "Hello {{ person.first_name }}"
+          template: emails/intro.html.j2
+          next: pause
+        - id: pause
+          type: wait
+          duration: 1s
+          next: done
+        - id: done
+          type: end
+    """,
+        start="intro",
+        templates={"emails/intro.html.j2": "<p>Hi {{ person.first_name }}</p>\n"},
+    )
+    add_account(db)
+    people = [add_person(db, "acme-corp", f"p{n}@acme-corp.example", first_name=f"P{n}") for n in range(3)]
+    task_queue = f"crash-{uuid.uuid4()}"
+    marker = tmp_path / "delivered"
+    database_url = str(db.url)
+    crashing = subprocess.Popen(
+        [
+            sys.executable,
+            str(REPO / "tests" / "crash_worker.py"),
+            "--address",
+            dev_env.client.service_client.config.target_host,
+            "--task-queue",
+            task_queue,
+            "--database-url",
+            database_url,
+            "--smtp-url",
+            smtp_url,
+            "--marker",
+            str(marker),
+        ],
+        cwd=REPO,
+    )
+    handle = await dev_env.client.start_workflow(
+        "Journey",
+        JourneyInput(plan=plan, account_id="acme-corp", settings=JourneySettings(email_heartbeat_timeout_seconds=2)),
+        id=runtime.workflow_id(plan.journey, f"acme-corp-{uuid.uuid4().hex[:6]}"),
+        task_queue=task_queue,
+        result_type=JourneyResult,
+    )
+    assert await asyncio.to_thread(crashing.wait, 60) == -9  # it died by SIGKILL, after delivering
+    assert marker.read_text() == "3\n"
+    assert len(inbox.messages) == 3
+
+    async with running_worker(dev_env.client, db, SmtpDelivery(smtp_url), task_queue):
+        result = await asyncio.wait_for(handle.result(), timeout=60)
+
+    assert result.ended_at == "done"
+    assert result.emails_sent == 3
+    recipients = sorted(rcpt for rcpts, _ in inbox.messages for rcpt in rcpts)
+    assert recipients == [f"p{n}@acme-corp.example" for n in range(3)]
+    with Session(db) as session:
+        rows = session.exec(select(OutboxMessage)).all()
+        assert sorted((row.person_id, row.status) for row in rows) == [(person, "sent") for person in people]

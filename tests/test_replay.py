@@ -1,0 +1,35 @@
+"""Recorded histories of the example journeys replay against today's workflow code without
+non-determinism errors. Record them with tests/histories/record.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from engine import catalog, publish, runtime
+from engine.workers import WORKFLOWS
+
+REPO = Path(__file__).resolve().parent.parent
+HISTORIES = sorted((REPO / "tests" / "histories").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
+async def test_replays(path: Path) -> None:
+    """The history replays to the same commands."""
+    replayer = Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=runtime.sandbox_runner()
+    )
+    history = WorkflowHistory.from_json(path.stem.replace("__", "/"), path.read_text())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+
+
+def test_every_runnable_example_is_recorded() -> None:
+    """Each example journey that can run today has at least one recorded history."""
+    recorded = {path.stem.split("__")[0] for path in HISTORIES}
+    runnable = {plan.journey for plan in catalog.validate([REPO / "journeys"]).plans if not publish.unsupported(plan)}
+    assert runnable and runnable <= recorded

@@ -13,12 +13,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/journey db init
-	$(BIN)/journey demo-data
 	$(BIN)/journey validate journeys/
-	@echo
-	@echo "Journeys are validated and the demo data is loaded. Running them on Temporal (dev server,"
-	@echo "worker, publishing) is the next step of the roadmap and is not part of this build yet."
+	$(BIN)/journey dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -30,6 +26,7 @@ test: lint
 
 bench: $(STAMP)
 	$(BIN)/python bench/compile.py --nodes 2000
+	$(BIN)/python bench/throughput.py --accounts 1000
 
 clean:
 	rm -rf $(VENV) .journey .pytest_cache .ruff_cache .mypy_cache

@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from support import add_account, start, step_times, steps, wait_for_state, write_journey
+from support import add_account, add_person, start, step_times, steps, wait_for_state, write_journey
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -161,7 +162,7 @@ class TestWaitAndUpdate:
         add_account(db, timezone="Asia/Seoul")
         await (await start(time_env.client, plan, worker)).result()
         entered, left = step_times(db, "tuesday", "node_entered")[0], step_times(db, "tuesday", "node_left")[0]
-        local = left.replace(tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Seoul"))
+        local = left.replace(tzinfo=UTC).astimezone(ZoneInfo("Asia/Seoul"))
         assert (local.weekday(), local.hour, local.minute) == (1, 9, 0)
         assert timedelta(0) < left - entered <= timedelta(days=7)
 
@@ -323,3 +324,38 @@ class TestFailures:
         with pytest.raises(WorkflowFailureError) as raised:
             await handle.result()
         assert "account 'ghost' does not exist" in str(raised.value.cause)
+
+
+class TestSendEmail:
+    """`send_email` through the workflow: the send window in the account's zone, then exactly one email each."""
+
+    async def test_waits_for_send_window(
+        self, time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path
+    ) -> None:
+        """Outside the window the email waits until it opens (account time zone), then goes to everyone."""
+        plan = write_journey(
+            tmp_path,
+            """
+            - id: intro
+              type: send_email
+              to: all
+              subject: "Hello {{ account.name }}"
+              template: emails/intro.html.j2
+              next: done
+            - id: done
+              type: end
+        """,
+            start="intro",
+            templates={"emails/intro.html.j2": "<p>Hi {{ person.first_name }}</p>\n"},
+            header_extra='send_window: "* 9-10 * * 3"\n',
+        )
+        add_account(db, timezone="America/Chicago")
+        for number in range(2):
+            add_person(db, "acme-corp", f"p{number}@acme-corp.example", first_name=f"P{number}")
+        add_person(db, "acme-corp", "gone@acme-corp.example", unsubscribed=True)
+        result = await (await start(time_env.client, plan, worker)).result()
+        assert result.emails_sent == 2
+        left = step_times(db, "intro", "node_left")[0].replace(tzinfo=UTC)
+        local = left.astimezone(ZoneInfo("America/Chicago"))
+        assert local.weekday() == 2 and 9 <= local.hour <= 10
+        assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2

@@ -110,6 +110,9 @@ async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
 
 def dev_command(
     journeys: Path = typer.Option(Path("journeys"), "--journeys", help="the folder of journeys to publish"),
+    port: int = typer.Option(7233, "--port", help="Temporal's gRPC port"),
+    ui_port: int = typer.Option(8233, "--ui-port", help="the Temporal UI's port"),
+    services_port: int = typer.Option(8790, "--services-port", help="the stand-in services' port (services.yaml)"),
 ) -> None:
     """Run everything locally: Temporal dev server (UI on :8233), worker, demo data, example journeys."""
     from engine import dev, logs
@@ -117,7 +120,7 @@ def dev_command(
     logs.configure(level="WARNING")
     home = Path(os.environ.get("JOURNEY_HOME", ".journey"))
     try:
-        asyncio.run(dev.run(home, journeys))
+        asyncio.run(dev.run(home, journeys, port, ui_port, services_port))
     except RuntimeError as error:
         err.print(f"journey dev: {error}", markup=False, highlight=False)
         raise typer.Exit(1) from None

@@ -21,7 +21,9 @@ from activities.delivery import delivery_from_env
 from engine import catalog, events, publish, runtime
 from engine.db import init_db, make_engine
 from engine.demo import load_demo_data
+from engine.standin import STANDIN_PORT, standin_services
 from engine.workers import running_worker
+from engine.workspace import load_workspace
 
 log = structlog.get_logger("dev")
 DEV_PORT, UI_PORT = 7233, 8233
@@ -131,7 +133,9 @@ async def simulate_form_fills(client: Client, engine: Engine, count: int = SIMUL
     return lines
 
 
-async def run(home: Path, journeys: Path) -> None:
+async def run(
+    home: Path, journeys: Path, port: int = DEV_PORT, ui_port: int = UI_PORT, services_port: int = STANDIN_PORT
+) -> None:
     engine = make_engine()
     init_db(engine)
     counts = load_demo_data(engine, journeys)
@@ -140,7 +144,18 @@ async def run(home: Path, journeys: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with dev_server(home) as address:
+    for service in load_workspace(journeys).services.services.values():
+        if service.auth is not None:
+            # The stand-in accepts any token; a real one set in the environment is left alone.
+            os.environ.setdefault(service.auth.env, "dev-token")
+    with standin_services(home / "services.log", services_port) as standin:
+        print(f"stand-in services: {standin} (calls logged to {home / 'services.log'})")
+        await _run_stack(home, journeys, engine, stop, port, ui_port)
+    engine.dispose()
+
+
+async def _run_stack(home: Path, journeys: Path, engine: Engine, stop: asyncio.Event, port: int, ui_port: int) -> None:
+    async with dev_server(home, port, ui_port) as address:
         os.environ.setdefault("TEMPORAL_ADDRESS", address)
         client = await runtime.connect(address)
         async with running_worker(client, engine, delivery_from_env()):
@@ -148,11 +163,10 @@ async def run(home: Path, journeys: Path) -> None:
                 print(line)
             for line in await simulate_form_fills(client, engine):
                 print(line)
-            print(f"\nTemporal UI:  http://localhost:{UI_PORT}/namespaces/default/workflows")
+            print(f"\nTemporal UI:  http://localhost:{ui_port}/namespaces/default/workflows")
             print(f"Temporal:     {address} (namespace default, task queue {runtime.TASK_QUEUE})")
             print("Emails:       .journey/outbox/*.eml (set JOURNEY_SMTP_URL to send for real)")
             print("Try:          .venv/bin/journey event web-visit --account <id> --field url=/pricing")
             print("Ctrl-C stops the worker and the dev server; their state stays in .journey/.")
             await stop.wait()
             print("stopping...")
-    engine.dispose()

@@ -5,33 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from engine.conditions import ACCOUNT_FIELDS, PERSON_FIELDS
 from engine.db import Account, Person
 
-_ACCOUNT_COLUMNS = (
-    "id",
-    "name",
-    "domain",
-    "industry",
-    "employees",
-    "annual_revenue",
-    "country",
-    "timezone",
-    "owner_email",
-    "created_at",
-)
-_PERSON_COLUMNS = (
-    "id",
-    "email",
-    "first_name",
-    "last_name",
-    "job_title",
-    "department",
-    "seniority",
-    "phone",
-    "unsubscribed",
-    "engagement_score",
-    "created_at",
-)
+# The columns behind the fields expressions may name (engine.conditions), minus the computed ones.
+_ACCOUNT_COLUMNS = tuple(sorted(ACCOUNT_FIELDS - {"attributes"}))
+_PERSON_COLUMNS = tuple(sorted(PERSON_FIELDS - {"attributes", "role"}))
 
 
 def _plain(value: Any) -> Any:

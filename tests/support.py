@@ -19,6 +19,22 @@ from engine.contracts import JourneyInput, JourneyResult, JourneySettings
 from engine.db import Account, ActivityEvent, Person
 from engine.plan import Plan
 
+# A wait for the demo-request form with both branches, used by many tests.
+WAIT_FOR_DEMO = """
+- id: wait_demo
+  type: wait_for_event
+  event: form_fill
+  where: "event.form == 'demo-request'"
+  timeout: 7d
+  on_event: converted
+  on_timeout: timed_out
+- id: converted
+  type: end
+- id: timed_out
+  type: end
+"""
+
+
 HEADER = """\
 journey: {journey}
 name: {name}

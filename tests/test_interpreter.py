@@ -17,7 +17,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
-from support import add_account, add_person, start, step_times, steps, wait_for_state, write_journey
+from support import (
+    WAIT_FOR_DEMO,
+    add_account,
+    add_person,
+    start,
+    step_times,
+    steps,
+    wait_for_state,
+    write_journey,
+)
 from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
@@ -44,21 +53,6 @@ def event(type_: str = "form_fill", event_id: str | None = None, **payload: Any)
         payload=payload,
         occurred_at=datetime.now(UTC),
     )
-
-
-WAIT_FOR_DEMO = """
-- id: wait_demo
-  type: wait_for_event
-  event: form_fill
-  where: "event.form == 'demo-request'"
-  timeout: 7d
-  on_event: converted
-  on_timeout: timed_out
-- id: converted
-  type: end
-- id: timed_out
-  type: end
-"""
 
 
 class TestWaitAndUpdate:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import add_account, add_person, wait_for_state, write_journey
+from support import WAIT_FOR_DEMO, add_account, add_person, wait_for_state, write_journey
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
@@ -29,19 +29,6 @@ from engine.plan import Plan
 from engine.workers import running_worker
 
 REPO = Path(__file__).resolve().parent.parent
-WAIT_FOR_DEMO = """
-- id: wait_demo
-  type: wait_for_event
-  event: form_fill
-  where: "event.form == 'demo-request'"
-  timeout: 7d
-  on_event: converted
-  on_timeout: timed_out
-- id: converted
-  type: end
-- id: timed_out
-  type: end
-"""
 
 
 @pytest.fixture

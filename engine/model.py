@@ -283,9 +283,59 @@ class SolutionInterest(Strict):
     description: str | None = None
 
 
+class Stages(Strict):
+    """A buying group's stages, as Adobe models them: where groups start (entry), the one stage that
+    means success (the SQL handoff moves a group there), the stages that mean failure, and which moves
+    are allowed. The defaults suit most B2B funnels."""
+
+    entry: list[str] = Field(default_factory=lambda: ["awareness"], min_length=1)
+    progress: list[str] = Field(default_factory=lambda: ["engaged", "evaluating"])
+    success: str = "sales_qualified"
+    failure: list[str] = Field(default_factory=lambda: ["disqualified", "no_interest"])
+    transitions: dict[str, list[str]] | None = Field(
+        None, description="stage -> stages it may move to; default: forward through the funnel, any open "
+        "stage to success or failure, a failed group back to an entry stage"
+    )
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.entry, *self.progress, self.success, *self.failure]
+
+    def allowed(self) -> dict[str, list[str]]:
+        if self.transitions is not None:
+            return self.transitions
+        funnel = [*self.entry, *self.progress]
+        moves = {stage: [*funnel[index + 1 :], self.success, *self.failure] for index, stage in enumerate(funnel)}
+        moves.update({stage: list(self.entry) for stage in self.failure})
+        moves[self.success] = []
+        return moves
+
+    def check_move(self, current: str, target: str) -> None:
+        """Raise ValueError naming the allowed moves when `current -> target` is not one of them."""
+        if target not in self.all:
+            raise ValueError(f"unknown stage '{target}' (stages: {', '.join(self.all)})")
+        allowed = self.allowed().get(current, [])
+        if target not in allowed:
+            options = ", ".join(allowed) if allowed else "none: it is final"
+            raise ValueError(f"a buying group cannot move from '{current}' to '{target}' (allowed: {options})")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Stages:
+        names = self.all
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"stage '{duplicates[0]}' is listed twice")
+        for source, targets in (self.transitions or {}).items():
+            for stage in [source, *targets]:
+                if stage not in names:
+                    raise ValueError(f"transitions name unknown stage '{stage}' (stages: {', '.join(names)})")
+        return self
+
+
 class BuyingGroupsFile(Strict):
     role_templates: list[RoleTemplate] = Field(default_factory=list)
     solution_interests: list[SolutionInterest] = Field(default_factory=list)
+    stages: Stages = Field(default_factory=Stages)
 
 
 # --- journeys/services.yaml ------------------------------------------------------------------------

@@ -293,8 +293,9 @@ class Stages(Strict):
     success: str = "sales_qualified"
     failure: list[str] = Field(default_factory=lambda: ["disqualified", "no_interest"])
     transitions: dict[str, list[str]] | None = Field(
-        None, description="stage -> stages it may move to; default: forward through the funnel, any open "
-        "stage to success or failure, a failed group back to an entry stage"
+        None,
+        description="stage -> stages it may move to; default: forward through the funnel, any open "
+        "stage to success or failure, a failed group back to an entry stage",
     )
 
     @property

@@ -368,6 +368,7 @@ class _Compiler:
             audience=header.audience,
             solution_interest=self.interest,
             role_template=self.role_template,
+            stages=self.workspace.buying_groups.stages if self.interest is not None else None,
             send_window=header.send_window,
             start=header.start,
             nodes=self.nodes,

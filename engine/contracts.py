@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.model import Recipients, Service
+from engine.model import Recipients, RoleTemplate, Service, SolutionInterest, Stages
 from engine.plan import Plan
 
 
@@ -48,6 +48,7 @@ class JourneyState(Contract):
     inbox: list[JourneyEvent] = Field(default_factory=list, description="events received, not yet used")
     seen_event_ids: list[str] = Field(default_factory=list, description="recent event ids, to drop duplicates")
     account: dict[str, Any] = Field(default_factory=dict, description="latest account data read by an activity")
+    buying_group: dict[str, Any] | None = Field(None, description="latest buying-group snapshot, if any")
     emails_sent: int = 0
 
 
@@ -121,6 +122,7 @@ class SendEmailRequest(Contract):
     subject: str = Field(description="the subject's Jinja2 source")
     html_template: str = Field(description="the HTML body's Jinja2 source")
     text_template: str | None = Field(None, description="the text body's source; derived from HTML when absent")
+    buying_group: BuyingGroupSnapshot | None = Field(None, description="for role recipients and templates")
 
 
 class SendEmailResult(Contract):
@@ -145,3 +147,52 @@ class ServiceCallRequest(Contract):
 class ServiceCallResult(Contract):
     status_code: int
     body: Any = None
+
+
+class BuyingGroupRequest(Contract):
+    """Which buying group: the account's group for the journey's solution interest, with its template."""
+
+    key: str = Field(description="workflow / run / node / visit: makes the request's writes idempotent")
+    journey_id: str
+    account_id: str
+    solution_interest: SolutionInterest
+    role_template: RoleTemplate
+    stages: Stages = Field(default_factory=Stages)
+
+
+class GroupMember(Contract):
+    person_id: int
+    email: str | None
+    name: str
+    job_title: str | None
+    role: str
+    assigned_by: str = Field(description="'rule' or 'manual'")
+    engagement_score: float
+
+
+class BuyingGroupSnapshot(Contract):
+    """What conditions read as `buying_group`, and what operators see."""
+
+    id: int
+    account_id: str
+    solution_interest: str
+    stage: str
+    completeness: float = Field(description="percent, 0-100, unrounded")
+    engagement: float = Field(description="0-100")
+    missing_roles: list[str]
+    members: list[GroupMember]
+
+    def as_data(self) -> dict[str, Any]:
+        """The `buying_group` variable of expressions and templates."""
+        return self.model_dump(mode="json")
+
+
+class HandoffResult(Contract):
+    handoff_id: int
+    created: bool = Field(description="false when another journey (or an earlier attempt) handed off first")
+    buying_group_id: int
+    owner_emailed: bool
+    webhook_status: int | None = Field(None, description="the CRM webhook's HTTP status, when one is configured")
+
+
+SendEmailRequest.model_rebuild()

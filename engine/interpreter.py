@@ -18,6 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from engine import conditions, schedule
     from engine.contracts import (
         AccountRequest,
+        BuyingGroupRequest,
+        BuyingGroupSnapshot,
+        HandoffResult,
         JourneyEvent,
         JourneyInput,
         JourneyResult,
@@ -32,18 +35,25 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.durations import format_duration
     from engine.model import (
+        AssignBuyingGroup,
         End,
         ExternalAction,
         NodeBase,
+        SalesHandoff,
         SendEmail,
         Split,
+        Stages,
         UpdateAccount,
         Wait,
+        WaitForCompleteness,
         WaitForEvent,
     )
     from engine.render import node_summary
 
 QUICK = timedelta(seconds=30)
+LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
+# Events that can change a buying group's completeness: a wait_for_completeness node re-checks on them.
+GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned"})
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
 EMAIL_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10), non_retryable_error_types=["NotSupported", "AccountNotFound"]
@@ -107,7 +117,7 @@ class JourneyWorkflow:
         self._input, plan = journey, journey.plan
         state = journey.state or JourneyState(position=plan.start, entered_at=workflow.now())
         self._inbox = list(state.inbox)
-        self._listening = state.resumed and plan.nodes[state.position].type == "wait_for_event"
+        self._listening = state.resumed and plan.nodes[state.position].type in LISTENING_TYPES
         for event_id in state.seen_event_ids:
             self._seen[event_id] = None
         if not state.account:
@@ -143,7 +153,7 @@ class JourneyWorkflow:
             return state.visits.get(node.id, 1), False
         visit = state.visits.get(node.id, 0) + 1
         self._state = state.model_copy(update={"visits": {**state.visits, node.id: visit}})
-        self._listening = node.type == "wait_for_event"
+        self._listening = node.type in LISTENING_TYPES
         self._inbox = []
         return visit, True
 
@@ -174,6 +184,21 @@ class JourneyWorkflow:
             case UpdateAccount():
                 await self._update_account(node, visit)
                 return self._edge(node, "next")
+            case AssignBuyingGroup():
+                await self._buying_group("assign_buying_group", node, visit)
+                return self._edge(node, "next")
+            case WaitForCompleteness():
+                return await self._wait_for_completeness(node, visit)
+            case SalesHandoff():
+                await workflow.execute_activity(
+                    "sales_handoff",
+                    self._group_request(node, visit),
+                    result_type=HandoffResult,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=EMAIL_RETRY,
+                    summary="hand the buying group to sales",
+                )
+                return self._edge(node, "next")
             case End():
                 return _Exit("end", None)
         raise ApplicationError(
@@ -191,6 +216,7 @@ class JourneyWorkflow:
             if opens_in > timedelta(0):
                 workflow.set_current_details(f"**{node.id}**: waiting for the send window `{plan.send_window}`")
                 await self._wait_until(workflow.now() + opens_in, node, f"send window {plan.send_window}")
+        group = await self._buying_group("load_buying_group", node, visit) if plan.solution_interest else None
         text_name = node.template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
         request = SendEmailRequest(
             key_prefix=self._key(node, visit),
@@ -203,6 +229,7 @@ class JourneyWorkflow:
             subject=node.subject,
             html_template=plan.templates[node.template],
             text_template=plan.templates.get(text_name),
+            buying_group=group,
         )
         result = await workflow.execute_activity(
             "send_email",
@@ -246,6 +273,63 @@ class JourneyWorkflow:
             if not self._inbox and self._continue_as_new_due():
                 await self._continue_as_new(resume_inside=True)
 
+    async def _wait_for_completeness(self, node: WaitForCompleteness, visit: int) -> _Exit:
+        """Re-check when something that can change the group arrives (not by polling); decide at once on entry."""
+        deadline = self._entered_at() + node.timeout
+        summary = f"wait {format_duration(node.timeout)} for {node.threshold:g}% complete"
+        while True:
+            snapshot = await self._buying_group("load_buying_group", node, visit)
+            if snapshot.completeness >= node.threshold:
+                return self._edge(node, "on_complete")
+            workflow.set_current_details(
+                f"**{node.id}**: buying group {snapshot.completeness:.0f}% complete, needs {node.threshold:g}%; "
+                f"missing roles: {', '.join(snapshot.missing_roles) or 'none'}"
+            )
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                return self._edge(node, "on_timeout")
+            try:
+                await workflow.wait_condition(
+                    lambda: self._group_changed() or self._continue_as_new_due(),
+                    timeout=remaining,
+                    timeout_summary=summary,
+                )
+            except TimeoutError:
+                return self._edge(node, "on_timeout")
+            if not self._group_changed() and self._continue_as_new_due():
+                await self._continue_as_new(resume_inside=True)
+            self._inbox = []  # every pending change is covered by the next re-check
+
+    def _group_changed(self) -> bool:
+        return any(event.type in GROUP_CHANGING_EVENTS for event in self._inbox)
+
+    async def _buying_group(self, activity: str, node: NodeBase, visit: int) -> BuyingGroupSnapshot:
+        snapshot: BuyingGroupSnapshot = await workflow.execute_activity(
+            activity,
+            self._group_request(node, visit),
+            result_type=BuyingGroupSnapshot,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=DB_RETRY,
+            summary="assign people to roles" if activity == "assign_buying_group" else "read the buying group",
+        )
+        self._state = self._current().model_copy(update={"buying_group": snapshot.as_data()})
+        return snapshot
+
+    def _group_request(self, node: NodeBase, visit: int) -> BuyingGroupRequest:
+        plan = self._plan()
+        if plan.solution_interest is None or plan.role_template is None:
+            raise ApplicationError(
+                f"node '{node.id}' needs the journey's solution_interest", type="PlanError", non_retryable=True
+            )
+        return BuyingGroupRequest(
+            key=self._key(node, visit),
+            journey_id=plan.journey,
+            account_id=self._input_().account_id,
+            solution_interest=plan.solution_interest,
+            role_template=plan.role_template,
+            stages=plan.stages or Stages(),
+        )
+
     def _matches(self, condition: conditions.Condition | None, event: JourneyEvent) -> bool:
         if condition is None:
             return True
@@ -268,11 +352,14 @@ class JourneyWorkflow:
     async def _split(self, node: Split) -> _Exit:
         account = await self._load_account()
         self._state = self._current().model_copy(update={"account": account})
+        group = None
+        if self._plan().solution_interest is not None:
+            group = (await self._buying_group("load_buying_group", node, self._current().visits[node.id])).as_data()
         scope = conditions.Scope({"account": None, "buying_group": None}, "split conditions")
         for index, path in enumerate(node.paths):
             condition = conditions.compile_condition(path.when, scope)
             try:
-                matched = condition.evaluate(account=account, buying_group=None, now=workflow.now())
+                matched = condition.evaluate(account=account, buying_group=group, now=workflow.now())
             except Exception as error:
                 workflow.logger.warning(
                     "split condition failed; path skipped", extra={"node": node.id, "path": index, "error": str(error)}

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.model import Audience, Node, RoleTemplate, Service, SolutionInterest
+from engine.model import Audience, Node, RoleTemplate, Service, SolutionInterest, Stages
 
 
 class Edge(BaseModel):
@@ -34,6 +34,7 @@ class Plan(BaseModel):
     audience: Audience
     solution_interest: SolutionInterest | None = None
     role_template: RoleTemplate | None = None
+    stages: Stages | None = Field(None, description="the buying-group stage model, when the journey has groups")
     send_window: str | None = None
     start: str
     nodes: dict[str, Node]

@@ -12,7 +12,7 @@ import asyncio
 import os
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -75,9 +75,8 @@ class EmailActivities:
     @activity.defn(name="send_email")
     async def send_email(self, request: SendEmailRequest) -> SendEmailResult:
         """Sends the node's email to each recipient once; heartbeats after each, so retries see progress."""
-        if request.to.roles or request.to.missing_roles:
-            message = "recipients by buying-group role arrive with the buying-group engine"
-            raise _permanent(request, message, "NotSupported")
+        if (request.to.roles or request.to.missing_roles) and request.buying_group is None:
+            raise _permanent(request, "recipients by role need the buying group's data", "NotSupported")
         progress: dict[str, Any] = {}
         account, recipients, counts = await _in_thread(progress, self._recipients, request)
         for recipient in recipients:
@@ -102,10 +101,17 @@ class EmailActivities:
         recipients: list[_Recipient] = []
         try:
             condition = compile_condition(request.to.where, RECIPIENT_SCOPE) if request.to.where else None
+            snapshot = request.buying_group
+            group = snapshot.as_data() if snapshot is not None else None
+            roles = {member.person_id: member.role for member in snapshot.members} if snapshot is not None else {}
+            chosen = _chosen_by_role(request, people, roles)
             for person in people:
                 assert person.id is not None  # rows read from the database have their key
-                data = person_data(person)
-                if condition and not condition.evaluate(person=data, account=account, buying_group=None, now=now):
+                data = person_data(person, roles.get(person.id))
+                if chosen is not None and person.id not in chosen:
+                    counts["not_matching"] += 1
+                    continue
+                if condition and not condition.evaluate(person=data, account=account, buying_group=group, now=now):
                     counts["not_matching"] += 1
                     continue
                 reason = "unsubscribed" if person.unsubscribed else "no_address" if not person.email else None
@@ -177,7 +183,7 @@ class EmailActivities:
             "account": account,
             "person": recipient.data,
             "journey": {"id": request.journey_id, "name": request.journey_name, "version": request.version},
-            "buying_group": None,
+            "buying_group": request.buying_group.as_data() if request.buying_group is not None else None,
             "unsubscribe_url": self.unsubscribe_url(recipient.email),
         }
         try:
@@ -215,6 +221,56 @@ class EmailActivities:
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message
+
+
+def _chosen_by_role(request: SendEmailRequest, people: Sequence[Person], roles: dict[int, str]) -> set[int] | None:
+    """The people `to.roles` / `to.missing_roles` pick; None when the node picks by other means.
+
+    Missing roles (the seed's tip: target the roles a buying group lacks) reach the people most likely to
+    fill them: the account's people holding no role in this group, most engaged first, two per missing role.
+    """
+    if request.to.roles:
+        wanted = set(request.to.roles)
+        return {person_id for person_id, role in roles.items() if role in wanted}
+    if request.to.missing_roles:
+        assert request.buying_group is not None
+        open_seats = 2 * len(request.buying_group.missing_roles)
+        candidates = [
+            person for person in people if person.id not in roles and not person.unsubscribed and person.email
+        ]
+        candidates.sort(key=lambda person: (-person.engagement_score, person.id or 0))
+        return {person.id for person in candidates[:open_seats] if person.id is not None}
+    return None
+
+
+def send_once(engine: Engine, delivery: Delivery, row: OutboxMessage, message: EmailMessage) -> bool:
+    """Stores `row` in the outbox unless its idempotency key is there, then delivers `message` unless that
+    row says 'sent'. True when this call delivered, False when an earlier call had. A delivery error marks
+    the row failed and propagates: RecipientRefusedError for good, anything else is worth a retry."""
+    key = row.idempotency_key
+    with Session(engine) as session:
+        stored = _outbox_row(session, key)
+        if stored is None:
+            session.add(row)
+            try:
+                session.commit()
+                stored = row
+            except IntegrityError:  # another attempt inserted the key first
+                session.rollback()
+                stored = _outbox_row(session, key)
+                assert stored is not None
+        if stored.status == "sent":
+            return False
+        stored.status, stored.error = "pending", None
+        session.commit()
+        try:
+            delivery.deliver(message, key)
+        except Exception as error:
+            _mark_failed(session, stored, f"{type(error).__name__}: {error}")
+            raise
+        stored.status, stored.sent_at = "sent", utcnow()
+        session.commit()
+    return True
 
 
 def message_id_left(key: str) -> str:

@@ -67,11 +67,6 @@ def publish_command(
 ) -> None:
     """Compile, store the version, and start the journey for every account of its audience (idempotent)."""
     plan = _plan(file)
-    problems = publish.unsupported(plan)
-    if problems:
-        for problem in problems:
-            print(problem, file=sys.stderr)
-        raise typer.Exit(1)
     summary = asyncio.run(_publish(plan, quiet=as_json))
     if as_json:
         print(json.dumps(summary))

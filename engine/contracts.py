@@ -155,6 +155,7 @@ class BuyingGroupRequest(Contract):
     key: str = Field(description="workflow / run / node / visit: makes the request's writes idempotent")
     journey_id: str
     account_id: str
+    node_id: str | None = None
     solution_interest: SolutionInterest
     role_template: RoleTemplate
     stages: Stages = Field(default_factory=Stages)
@@ -189,7 +190,7 @@ class BuyingGroupSnapshot(Contract):
 
 class HandoffResult(Contract):
     handoff_id: int
-    created: bool = Field(description="false when another journey (or an earlier attempt) handed off first")
+    created: bool = Field(description="false when another journey handed off first (a retry of the winner: true)")
     buying_group_id: int
     owner_emailed: bool
     webhook_status: int | None = Field(None, description="the CRM webhook's HTTP status, when one is configured")

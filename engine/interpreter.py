@@ -325,6 +325,7 @@ class JourneyWorkflow:
             key=self._key(node, visit),
             journey_id=plan.journey,
             account_id=self._input_().account_id,
+            node_id=node.id,
             solution_interest=plan.solution_interest,
             role_template=plan.role_template,
             stages=plan.stages or Stages(),

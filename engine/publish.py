@@ -22,7 +22,6 @@ from activities.context import account_data
 from engine import conditions, runtime
 from engine.contracts import JourneyInput, JourneySettings
 from engine.db import Account, ActivityEvent, JourneyVersion, utcnow
-from engine.model import BUYING_GROUP_TYPES, SendEmail, Split
 from engine.plan import Plan
 
 CONCURRENT_STARTS = 20
@@ -36,33 +35,6 @@ class PublishSummary:
     started: list[str] = field(default_factory=list)
     already_running: list[str] = field(default_factory=list)
     excluded_by_reentry: list[str] = field(default_factory=list)
-
-
-def unsupported(plan: Plan) -> list[str]:
-    """Why this journey cannot run yet, one line per node; empty when it can.
-
-    Buying groups run with their own engine; until it lands a journey using them is refused here,
-    never run with those nodes as no-ops.
-    """
-    problems = []
-    for node in plan.nodes.values():
-        where = f"{plan.source}: node '{node.id}'"
-        if node.type in BUYING_GROUP_TYPES:
-            problems.append(f"{where}: '{node.type}' is not yet supported (it runs with the buying-group engine)")
-        elif isinstance(node, SendEmail) and (node.to.roles or node.to.missing_roles):
-            problems.append(f"{where}: to roles is not yet supported (it needs the buying-group engine)")
-        elif _reads_buying_group(node):
-            problems.append(f"{where}: conditions on 'buying_group' are not yet supported (buying-group engine)")
-    return problems
-
-
-def _reads_buying_group(node: object) -> bool:
-    sources: list[str] = []
-    if isinstance(node, Split):
-        sources = [path.when for path in node.paths]
-    elif isinstance(node, SendEmail) and node.to.where:
-        sources = [node.to.where]
-    return any("buying_group" in conditions.names(source) for source in sources)
 
 
 def store_version(engine: Engine, plan: Plan) -> None:

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.accounts import AccountActivities
+from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import Delivery
 from activities.email import EmailActivities
 from activities.services import ServiceActivities
@@ -34,6 +35,7 @@ async def running_worker(
     services = ServiceActivities()
     email = EmailActivities(engine, delivery)
     launcher = LauncherActivities(client, engine, task_queue)
+    groups = BuyingGroupActivities(engine, delivery)
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -45,6 +47,9 @@ async def running_worker(
             email.send_email,
             services.call_service,
             launcher.launch_audience,
+            groups.assign,
+            groups.load,
+            groups.handoff,
         ],
         workflow_runner=runtime.sandbox_runner(),
         **options,
@@ -54,3 +59,4 @@ async def running_worker(
             yield worker
     finally:
         await services.aclose()
+        await groups.aclose()

@@ -63,10 +63,8 @@ def test_dev_stack(tmp_path: Path) -> None:
         assert f"Temporal UI:  http://localhost:{ui_port}/namespaces/default/workflows" in output, output
         assert "published webinar-follow-up: 32 started, 0 already running" in output
         assert "published re-engagement: 81 started, 0 already running" in output
-        assert (
-            "not published ai-seed-abm: journeys/ai_seed_abm.yaml: node 'assign': 'assign_buying_group' is not"
-            in output
-        )
+        assert "published ai-seed-abm: 70 started, 0 already running" in output
+        assert "published irrigation-buying-group: 51 started, 0 already running" in output
         assert output.count("form fill 'webinar-attended' for ") == 5
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200

@@ -119,21 +119,18 @@ class TestPublish:
         assert await publish.start_journey(time_env.client, db, plan, "bio-one", task_queue=worker)
         assert not await publish.start_journey(time_env.client, db, plan, "bio-one", task_queue=worker)
 
-    def test_buying_group_journey_refused(self) -> None:
-        """`journey publish` refuses a journey with buying-group nodes, naming each node, before any effect."""
+    def test_broken_journey_not_published(self) -> None:
+        """`journey publish` of a broken journey prints its problems and exits 1 before touching Temporal."""
+        broken = "tests/broken/18_unknown_next.yaml"
         result = subprocess.run(
-            [sys.executable, "-m", "engine.cli", "publish", "journeys/ai_seed_abm.yaml"],
+            [sys.executable, "-m", "engine.cli", "publish", broken],
             capture_output=True,
             text=True,
             cwd=REPO,
             env={**os.environ, "TEMPORAL_ADDRESS": "127.0.0.1:1"},
         )
         assert result.returncode == 1
-        lines = result.stderr.splitlines()
-        assert "journeys/ai_seed_abm.yaml: node 'assign': 'assign_buying_group' is not yet supported" in lines[0]
-        assert any("node 'fill_roles': to roles is not yet supported" in line for line in lines)
-        assert any("node 'gate': 'wait_for_completeness' is not yet supported" in line for line in lines)
-        assert any("node 'handoff': 'sales_handoff' is not yet supported" in line for line in lines)
+        assert result.stderr.splitlines()[0].startswith(f"{broken}:20:11: node 'intro': next: unknown node")
 
 
 class TestLauncher:

@@ -1,0 +1,114 @@
+"""A buying-group journey on the time-skipping server: people arrive over simulated weeks, the group's
+completeness rises, and the account is handed to sales exactly when the threshold is crossed, once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from support import add_account, add_person, start, step_times, wait_for_state, write_journey
+from temporalio.testing import WorkflowEnvironment
+
+from activities.delivery import OutboxFileDelivery
+from engine.contracts import JourneyEvent
+from engine.db import ActivityEvent, BuyingGroup, Handoff
+from engine.workers import running_worker
+
+BUYING_GROUPS = """\
+role_templates:
+  - id: trio
+    roles:
+      - role: decision_maker
+        weight: vital
+        when: "person.job_title is matching('(?i)\\\\bceo\\\\b')"
+      - role: champion
+        weight: important
+        when: "'champion' in person.job_title | lower"
+      - role: influencer
+        weight: normal
+        when: "'engineer' in person.job_title | lower"
+solution_interests:
+  - id: ai-seeds
+    name: AI-based seeds
+    role_template: trio
+"""
+
+
+@pytest.fixture
+async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
+    task_queue = f"test-{uuid.uuid4()}"
+    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
+        yield task_queue
+
+
+def arrival(person: str) -> JourneyEvent:
+    return JourneyEvent(
+        type="person_added",
+        event_id=f"added-{person}",
+        account_id="acme-corp",
+        email=person,
+        occurred_at=datetime.now(UTC),
+    )
+
+
+async def test_handoff_when_threshold_crossed(
+    time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path
+) -> None:
+    """33% -> 67% -> 100% over two weeks; the handoff follows the third person, once."""
+    (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
+    plan = write_journey(
+        tmp_path,
+        """
+        - id: assign
+          type: assign_buying_group
+          next: gate
+        - id: gate
+          type: wait_for_completeness
+          threshold: 100
+          timeout: 60d
+          on_complete: handoff
+          on_timeout: gave_up
+        - id: handoff
+          type: sales_handoff
+          next: done
+        - id: done
+          type: end
+        - id: gave_up
+          type: end
+    """,
+        start="assign",
+        header_extra="solution_interest: ai-seeds\n",
+    )
+    add_account(db, owner_email="owner@sales.example")
+    add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
+    handle = await start(time_env.client, plan, worker)
+    state = await wait_for_state(handle, lambda state: state["listening"] and state["buying_group"] is not None)
+    assert round(state["buying_group"]["completeness"], 1) == 33.3
+
+    await time_env.sleep(timedelta(weeks=1))
+    add_person(db, "acme-corp", "eng@acme-corp.example", first_name="Eli", job_title="Staff Engineer")
+    await handle.signal("event", arrival("eng@acme-corp.example"))
+    state = await wait_for_state(handle, lambda state: round(state["buying_group"]["completeness"], 1) == 66.7)
+    assert state["position"] == "gate"
+
+    await time_env.sleep(timedelta(weeks=1))
+    add_person(db, "acme-corp", "champ@acme-corp.example", first_name="Cam", job_title="Internal Champion")
+    await handle.signal("event", arrival("champ@acme-corp.example"))
+    result = await handle.result()
+
+    assert result.ended_at == "done"
+    entered_gate = step_times(db, "gate", "node_entered")[0]
+    handed_off = step_times(db, "handoff", "node_entered")[0]
+    assert timedelta(weeks=2) <= handed_off - entered_gate < timedelta(weeks=2, days=1)
+    with Session(db) as session:
+        assert len(session.exec(select(Handoff)).all()) == 1
+        group = session.exec(select(BuyingGroup)).one()
+        assert (group.stage, round(group.completeness)) == ("sales_qualified", 100)
+        handoffs = session.exec(select(ActivityEvent).where(ActivityEvent.type == "sales_handoff")).all()
+        assert [event.node_id for event in handoffs] == ["handoff"]
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1  # the owner's summary, once

@@ -133,7 +133,7 @@ def _fields(values: list[str]) -> dict[str, Any]:
 
 def event_command(
     type_: EventType = typer.Argument(..., metavar="TYPE", help="form-fill, email-open, web-visit, ..."),
-    account: str = typer.Option(..., "--account", help="the account id"),
+    account: str | None = typer.Option(None, "--account", help="the account id (default: by the email's domain)"),
     person: str | None = typer.Option(None, "--person", help="the person's email"),
     form: str | None = typer.Option(None, "--form", help="form-fill: the form's name"),
     field: list[str] = typer.Option([], "--field", help="name=value, repeatable; form fields or event data"),
@@ -141,6 +141,10 @@ def event_command(
     occurred_at: datetime | None = typer.Option(None, "--occurred-at", help="ISO time (default: now)"),
 ) -> None:
     """Record an event and deliver it to every running journey of the account."""
+    if account is None and person is None:
+        raise typer.BadParameter(
+            "give --account, or --person so the account is found by the email's domain", param_hint="--account"
+        )
     extra = _fields(field)
     payload: dict[str, Any] = {}
     if type_ is EventType.form_fill:
@@ -154,7 +158,7 @@ def event_command(
 
 async def _event(
     type_: str,
-    account: str,
+    account: str | None,
     person: str | None,
     payload: dict[str, Any],
     event_id: str | None,

@@ -37,30 +37,38 @@ class Recorded:
 def record(
     engine: Engine,
     type_: str,
-    account_id: str,
+    account_id: str | None,
     email: str | None,
     payload: dict[str, Any],
     event_id: str | None = None,
     occurred_at: datetime | None = None,
 ) -> Recorded:
-    """Store the event (once per event id) and say whether it matched a known account and person."""
+    """Store the event (once per event id) and say whether it matched a known account and person.
+
+    The account is the one named, or else the one whose domain is the email's. A `person_added` or
+    `form_fill` event carrying a new email creates that person in the account (buying groups then
+    pick them up); other events from unknown people are kept as unmatched.
+    """
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type '{type_}': expected one of {', '.join(EVENT_TYPES)}")
     event_id = event_id or f"cli-{uuid.uuid4()}"
     occurred_at = occurred_at or utcnow()
     with Session(engine) as session:
         existing = session.exec(select(ActivityEvent).where(ActivityEvent.key == event_id)).first()
-        account = session.get(Account, account_id)
-        person = _person(session, account_id, email) if account is not None else None
+        account = session.get(Account, account_id) if account_id else _by_domain(session, email)
+        account_id = account.id if account is not None else account_id
+        person = _person(session, account.id, email) if account is not None else None
+        if account is not None and email and person is None and existing is None and type_ in CREATING_EVENTS:
+            person = _create_person(session, account.id, email, payload)
         reason = None
         if account is None:
-            reason = f"unknown account '{account_id}'"
+            reason = f"unknown account '{account_id}'" if account_id else f"no account has the domain of '{email}'"
         elif email and person is None:
             reason = f"unknown person '{email}' in account '{account_id}'"
         event = JourneyEvent(
             type=type_,
             event_id=event_id,
-            account_id=account_id,
+            account_id=account_id or "",
             email=email,
             person=person_data(person) if person is not None else None,
             payload=payload,
@@ -87,6 +95,27 @@ def record(
             session.rollback()
             return Recorded("duplicate", event, f"event id '{event_id}' was already recorded")
     return Recorded("unmatched" if reason else "accepted", event, reason)
+
+
+CREATING_EVENTS = frozenset({"person_added", "form_fill"})
+_PERSON_FIELDS = ("first_name", "last_name", "job_title", "department", "seniority", "phone")
+
+
+def _by_domain(session: Session, email: str | None) -> Account | None:
+    domain = email.rpartition("@")[2].lower() if email and "@" in email else None
+    return session.exec(select(Account).where(Account.domain == domain)).first() if domain else None
+
+
+def _create_person(session: Session, account_id: str, email: str, payload: dict[str, Any]) -> Person:
+    """A new person from the event's data (form fields or payload), committed with the event."""
+    fields = {**payload, **(payload.get("fields") or {})}
+    person = Person(account_id=account_id, email=email)
+    for name in _PERSON_FIELDS:
+        if fields.get(name):
+            setattr(person, name, str(fields[name]))
+    session.add(person)
+    session.flush()
+    return person
 
 
 def _person(session: Session, account_id: str, email: str | None) -> Person | None:

@@ -249,3 +249,42 @@ class TestEventCommand:
         result = self._run(tmp_path, "form-fill", "--account", "a")
         assert result.returncode == 2
         assert "form-fill needs --form NAME" in result.stderr
+
+
+class TestPeopleArriving:
+    """A new email in a form fill or a person_added event becomes a person of the right account."""
+
+    def test_person_added_by_domain(self, db: Engine) -> None:
+        """No account named: the email's domain finds it; the person is created with the event's fields."""
+        seed(db)
+        recorded = events.record(
+            db, "person_added", None, "new.cto@bio-one.example", {"first_name": "Nia", "job_title": "CTO"}, "evt-new"
+        )
+        assert (recorded.status, recorded.event.account_id) == ("accepted", "bio-one")
+        assert recorded.event.person is not None
+        assert (recorded.event.person["first_name"], recorded.event.person["job_title"]) == ("Nia", "CTO")
+
+    def test_form_fill_creates_person(self, db: Engine) -> None:
+        """A form fill from a new email on a known account creates the person from the form's fields."""
+        seed(db)
+        recorded = events.record(
+            db,
+            "form_fill",
+            "bio-two",
+            "lee@bio-two.example",
+            {"form": "demo-request", "fields": {"job_title": "Staff Engineer"}},
+            "evt-f",
+        )
+        assert recorded.status == "accepted"
+        assert recorded.event.person is not None and recorded.event.person["job_title"] == "Staff Engineer"
+
+    def test_unknown_domain(self, db: Engine) -> None:
+        """No account and no matching domain: stored as unmatched, saying so."""
+        seed(db)
+        recorded = events.record(db, "person_added", None, "x@elsewhere.example", {}, "evt-x")
+        assert (recorded.status, recorded.reason) == ("unmatched", "no account has the domain of 'x@elsewhere.example'")
+
+    def test_web_visit_does_not_create(self, db: Engine) -> None:
+        """Only person_added and form fills create people; a visit from an unknown email stays unmatched."""
+        seed(db)
+        assert events.record(db, "web_visit", "bio-one", "anon@bio-one.example", {}, "evt-v").status == "unmatched"

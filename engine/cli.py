@@ -149,6 +149,8 @@ def _safe_url(url: str) -> str:
 app.command("publish")(cli_runtime.publish_command)
 app.command("event")(cli_runtime.event_command)
 app.command("dev")(cli_runtime.dev_command)
+app.command("buying-group")(cli_runtime.buying_group_command)
+app.command("handoffs")(cli_runtime.handoffs_command)
 
 
 def main() -> None:

@@ -184,3 +184,81 @@ async def _event(
         print(f"accepted: event '{recorded.event.event_id}' delivered to {where}")
     finally:
         engine.dispose()
+
+
+def buying_group_command(
+    account: str = typer.Argument(..., help="the account id"),
+    interest: str | None = typer.Option(None, "--interest", help="one solution interest"),
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="where buying_groups.yaml is"),
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+) -> None:
+    """An account's buying groups: roles and members, missing roles, completeness, engagement, stage, history."""
+    from rich.table import Table
+
+    from engine import groups_report
+    from engine.workspace import load_workspace
+
+    engine = make_engine()
+    init_db(engine)
+    try:
+        reports = groups_report.buying_groups(engine, load_workspace(journeys), account, interest)
+    finally:
+        engine.dispose()
+    if as_json:
+        print(json.dumps(reports, indent=2))
+        return
+    if not reports:
+        err.print(
+            f"account '{account}' has no buying group yet: a journey with assign_buying_group creates it",
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    for report in reports:
+        out.print(
+            f"[bold]{account}[/] · {report['solution_interest']} · stage {report['stage']} · "
+            f"{report['completeness']}% complete · engagement {report['engagement']}"
+        )
+        out.print(f"missing roles: {', '.join(report['missing_roles']) or 'none'}")
+        table = Table("role", "name", "job title", "email", "by", "engagement")
+        for member in report["members"]:
+            table.add_row(
+                member["role"],
+                member["name"],
+                member["job_title"] or "",
+                member["email"] or "",
+                member["assigned_by"],
+                str(member["engagement"]),
+            )
+        out.print(table)
+        for entry in report["history"]:
+            out.print(f"  {entry['at'][:19]}  {entry['what']}", markup=False, highlight=False)
+
+
+def handoffs_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
+    """Every SQL handoff: when, which account and solution interest, which journey, whether the CRM got it."""
+    from rich.table import Table
+
+    from engine import groups_report
+
+    engine = make_engine()
+    init_db(engine)
+    try:
+        rows = groups_report.handoffs(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("when", "account", "solution interest", "journey", "owner", "complete", "CRM")
+    for row in rows:
+        table.add_row(
+            row["at"][:19],
+            f"{row['account_name']} ({row['account']})",
+            row["solution_interest"],
+            row["journey"],
+            row["owner"] or "",
+            f"{row['completeness']}%",
+            "yes" if row["crm_webhook"] else "no",
+        )
+    out.print(table)

@@ -3,6 +3,7 @@ completeness rises, and the account is handed to sales exactly when the threshol
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from support import add_account, add_person, start, step_times, wait_for_state, write_journey
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from activities.delivery import OutboxFileDelivery
+from engine.cli import app
 from engine.contracts import JourneyEvent
 from engine.db import ActivityEvent, BuyingGroup, Handoff
 from engine.workers import running_worker
@@ -112,3 +115,20 @@ async def test_handoff_when_threshold_crossed(
         handoffs = session.exec(select(ActivityEvent).where(ActivityEvent.type == "sales_handoff")).all()
         assert [event.node_id for event in handoffs] == ["handoff"]
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1  # the owner's summary, once
+
+    # What sales and operators read afterwards.
+    env = {"JOURNEY_DATABASE_URL": str(db.url)}
+    report = CliRunner().invoke(app, ["buying-group", "acme-corp", "--journeys", str(tmp_path), "--json"], env=env)
+    assert report.exit_code == 0, report.output
+    (group,) = json.loads(report.output)
+    assert (group["stage"], group["completeness"], group["missing_roles"]) == ("sales_qualified", 100, [])
+    assert [(member["role"], member["name"]) for member in group["members"]] == [
+        ("decision_maker", "Cleo"),
+        ("champion", "Cam"),
+        ("influencer", "Eli"),
+    ]
+    assert group["history"][-1]["what"] == f"handed to sales by journey '{plan.journey}'"
+    listing = CliRunner().invoke(app, ["handoffs", "--json"], env=env)
+    assert [(row["account"], row["solution_interest"]) for row in json.loads(listing.output)] == [
+        ("acme-corp", "ai-seeds")
+    ]

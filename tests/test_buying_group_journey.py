@@ -3,11 +3,15 @@ completeness rises, and the account is handed to sales exactly when the threshol
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -132,3 +136,58 @@ async def test_handoff_when_threshold_crossed(
     assert [(row["account"], row["solution_interest"]) for row in json.loads(listing.output)] == [
         ("acme-corp", "ai-seeds")
     ]
+
+
+class _Crm(BaseHTTPRequestHandler):
+    calls: ClassVar[list[str | None]] = []
+
+    def do_POST(self) -> None:  # http.server's naming
+        self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls.append(self.headers.get("Idempotency-Key"))
+        self.send_response(201)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+async def test_two_journeys_race_for_one_handoff(
+    time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two journeys on one buying group reach sales_handoff together: one record, one email, one CRM call."""
+    _Crm.calls = []
+    crm = ThreadingHTTPServer(("127.0.0.1", 0), _Crm)
+    threading.Thread(target=crm.serve_forever, daemon=True).start()
+    monkeypatch.setenv("JOURNEY_CRM_WEBHOOK_URL", f"http://127.0.0.1:{crm.server_address[1]}/handoffs")
+    (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
+    body = """
+        - id: assign
+          type: assign_buying_group
+          next: handoff
+        - id: handoff
+          type: sales_handoff
+          next: done
+        - id: done
+          type: end
+    """
+    plans = [
+        write_journey(
+            tmp_path, body, start="assign", journey=f"race-{side}", header_extra="solution_interest: ai-seeds\n"
+        )
+        for side in ("a", "b")
+    ]
+    add_account(db, owner_email="owner@sales.example")
+    add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
+    try:
+        handles = [await start(time_env.client, plan, worker) for plan in plans]
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+    finally:
+        crm.shutdown()
+        crm.server_close()
+    assert [result.ended_at for result in results] == ["done", "done"]
+    with Session(db) as session:
+        (handoff,) = session.exec(select(Handoff)).all()
+        assert handoff.journey_id in ("race-a", "race-b")
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    assert _Crm.calls == [f"handoff/{handoff.buying_group_id}"]

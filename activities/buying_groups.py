@@ -102,6 +102,10 @@ class BuyingGroupActivities:
 
     # --- assignment and scores ------------------------------------------------------------------------
 
+    def sync(self, request: BuyingGroupRequest) -> BuyingGroupSnapshot:
+        """Assignment and scores without an activity context (the on-demand recompute)."""
+        return self._sync_group(request)
+
     def _sync_group(self, request: BuyingGroupRequest) -> BuyingGroupSnapshot:
         for attempt in range(1, _SYNC_ATTEMPTS + 1):
             try:

@@ -151,6 +151,7 @@ app.command("event")(cli_runtime.event_command)
 app.command("dev")(cli_runtime.dev_command)
 app.command("buying-group")(cli_runtime.buying_group_command)
 app.command("handoffs")(cli_runtime.handoffs_command)
+app.command("scores")(cli_runtime.scores_command)
 
 
 def main() -> None:

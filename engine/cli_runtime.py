@@ -262,3 +262,38 @@ def handoffs_command(as_json: bool = typer.Option(False, "--json", help="print J
             "yes" if row["crm_webhook"] else "no",
         )
     out.print(table)
+
+
+def scores_command(
+    action: str = typer.Argument(..., metavar="recompute|schedule", help="recompute now, or start the daily job"),
+    cron: str | None = typer.Option(
+        None, "--cron", help="with schedule: when (UTC); default JOURNEY_SCORES_CRON or 0 3 * * *"
+    ),
+) -> None:
+    """Buying-group scores: recompute every group now, or schedule the recurring recompute on Temporal."""
+    from activities.buying_groups import BuyingGroupActivities
+    from activities.delivery import delivery_from_env
+    from engine.scores_job import ScoresActivities
+
+    if action == "schedule":
+        used = asyncio.run(_schedule(cron))
+        print(f"scores recompute scheduled on '{used}' (UTC) as workflow journey-scores")
+        return
+    if action != "recompute":
+        raise typer.BadParameter(f"'{action}': expected recompute or schedule", param_hint="ACTION")
+    engine = make_engine()
+    init_db(engine)
+    try:
+        result = ScoresActivities(engine, BuyingGroupActivities(engine, delivery_from_env())).recompute_now()
+    finally:
+        engine.dispose()
+    print(
+        f"recomputed {result.groups} buying group(s); {result.skipped} skipped (no published journey names "
+        "their template)"
+    )
+
+
+async def _schedule(cron: str | None) -> str:
+    from engine.scores_job import schedule_scores
+
+    return await schedule_scores(await _client(), cron)

@@ -21,6 +21,7 @@ from activities.delivery import delivery_from_env
 from engine import catalog, events, publish, runtime
 from engine.db import init_db, make_engine
 from engine.demo import load_demo_data
+from engine.scores_job import schedule_scores
 from engine.standin import STANDIN_PORT, standin_services
 from engine.workers import running_worker
 from engine.workspace import load_workspace
@@ -159,6 +160,7 @@ async def _run_stack(home: Path, journeys: Path, engine: Engine, stop: asyncio.E
                 print(line)
             for line in await simulate_form_fills(client, engine):
                 print(line)
+            print(f"buying-group scores recompute on '{await schedule_scores(client)}' (UTC)")
             print(f"\nTemporal UI:  http://localhost:{ui_port}/namespaces/default/workflows")
             print(f"Temporal:     {address} (namespace default, task queue {runtime.TASK_QUEUE})")
             print("Emails:       .journey/outbox/*.eml (set JOURNEY_SMTP_URL to send for real)")

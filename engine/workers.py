@@ -18,8 +18,9 @@ from activities.services import ServiceActivities
 from engine import runtime
 from engine.interpreter import JourneyWorkflow
 from engine.launcher import LauncherActivities, LauncherWorkflow
+from engine.scores_job import ScoresActivities, ScoresWorkflow
 
-WORKFLOWS: list[type] = [JourneyWorkflow, LauncherWorkflow]
+WORKFLOWS: list[type] = [JourneyWorkflow, LauncherWorkflow, ScoresWorkflow]
 
 
 @asynccontextmanager
@@ -36,6 +37,7 @@ async def running_worker(
     email = EmailActivities(engine, delivery)
     launcher = LauncherActivities(client, engine, task_queue)
     groups = BuyingGroupActivities(engine, delivery)
+    scores = ScoresActivities(engine, groups)
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -50,6 +52,7 @@ async def running_worker(
             groups.assign,
             groups.load,
             groups.handoff,
+            scores.recompute_scores,
         ],
         workflow_runner=runtime.sandbox_runner(),
         **options,

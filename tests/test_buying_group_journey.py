@@ -20,10 +20,13 @@ from support import add_account, add_person, start, step_times, wait_for_state, 
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
+from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import OutboxFileDelivery
+from engine import publish
 from engine.cli import app
-from engine.contracts import JourneyEvent
-from engine.db import ActivityEvent, BuyingGroup, Handoff
+from engine.contracts import BuyingGroupRequest, JourneyEvent
+from engine.db import ActivityEvent, BuyingGroup, Handoff, Person
+from engine.scores_job import ScoresActivities
 from engine.workers import running_worker
 
 BUYING_GROUPS = """\
@@ -191,3 +194,47 @@ async def test_two_journeys_race_for_one_handoff(
         assert handoff.journey_id in ("race-a", "race-b")
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     assert _Crm.calls == [f"handoff/{handoff.buying_group_id}"]
+
+
+def test_scores_recompute(db: Engine, tmp_path: Path) -> None:
+    """The recompute (scheduled or `journey scores recompute`) refreshes engagement from the event log,
+    using the role template of the latest published journey of each group's solution interest."""
+    (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
+    plan = write_journey(
+        tmp_path,
+        "- id: assign\n  type: assign_buying_group\n  next: done\n- id: done\n  type: end",
+        start="assign",
+        header_extra="solution_interest: ai-seeds\n",
+    )
+    publish.store_version(db, plan)
+    add_account(db)
+    ceo = add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
+    assert plan.solution_interest is not None and plan.role_template is not None
+    groups = BuyingGroupActivities(db, OutboxFileDelivery(tmp_path / "outbox"))
+    request = BuyingGroupRequest(
+        key="k",
+        journey_id=plan.journey,
+        account_id="acme-corp",
+        solution_interest=plan.solution_interest,
+        role_template=plan.role_template,
+    )
+    assert groups.sync(request).engagement == 0
+    with Session(db) as session:
+        for day in range(3):
+            session.add(
+                ActivityEvent(
+                    key=f"visit-{day}",
+                    type="web_visit",
+                    account_id="acme-corp",
+                    person_id=ceo,
+                    occurred_at=datetime.now(UTC) - timedelta(days=day, hours=1),
+                )
+            )
+        session.commit()
+    result = ScoresActivities(db, groups).recompute_now()
+    assert (result.groups, result.skipped) == (1, 0)
+    with Session(db) as session:
+        group = session.exec(select(BuyingGroup)).one()
+        person = session.get(Person, ceo)
+        assert person is not None and person.engagement_score > 0
+        assert group.engagement > 0

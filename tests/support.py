@@ -134,3 +134,14 @@ def step_times(engine: Engine, node: str, kind: str, account_id: str = "acme-cor
             .order_by(ActivityEvent.id)  # type: ignore[arg-type]
         ).all()
         return [row.occurred_at for row in rows]
+
+
+class SmtpInbox:
+    """An aiosmtpd handler keeping every message: (recipients, raw bytes)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"

@@ -6,7 +6,6 @@ import asyncio
 import email
 import email.policy
 import json
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,10 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import add_account
+from support import SmtpInbox, add_account
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -85,28 +83,6 @@ def account(db: Engine) -> Engine:
     return db
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[str, _Inbox]]:
-    """A real SMTP server on a free loopback port."""
-    inbox = _Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield f"smtp://127.0.0.1:{controller.port}?starttls=never", inbox
-    controller.stop()
-
-
 class _Crm(BaseHTTPRequestHandler):
     calls: list[tuple[dict[str, str], Any]]
 
@@ -138,7 +114,7 @@ def crm(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[dict[str, str], 
 
 
 @pytest.fixture
-async def activities(account: Engine, smtp: tuple[str, _Inbox]) -> AsyncIterator[BuyingGroupActivities]:
+async def activities(account: Engine, smtp: tuple[str, SmtpInbox]) -> AsyncIterator[BuyingGroupActivities]:
     async with httpx.AsyncClient() as http:
         yield BuyingGroupActivities(account, SmtpDelivery(smtp[0]), http)
 
@@ -249,7 +225,7 @@ class TestHandoff:
         self,
         activities: BuyingGroupActivities,
         db: Engine,
-        smtp: tuple[str, _Inbox],
+        smtp: tuple[str, SmtpInbox],
         crm: list[tuple[dict[str, str], Any]],
     ) -> None:
         """The first handoff does everything; running it again (a retry) repeats none of it."""
@@ -283,7 +259,7 @@ class TestHandoff:
         self,
         activities: BuyingGroupActivities,
         db: Engine,
-        smtp: tuple[str, _Inbox],
+        smtp: tuple[str, SmtpInbox],
         crm: list[tuple[dict[str, str], Any]],
     ) -> None:
         """Two journeys handing off the same group together make one record, one email and one webhook call."""

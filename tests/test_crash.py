@@ -4,19 +4,14 @@ finishes on a fresh worker and every person got exactly one email. Real dev serv
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import add_account, add_person, write_journey
+from support import SmtpInbox, add_account, add_person, write_journey
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import SmtpDelivery
@@ -28,30 +23,8 @@ from engine.workers import running_worker
 REPO = Path(__file__).resolve().parent.parent
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((list(envelope.rcpt_tos), envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[str, _Inbox]]:
-    """A real SMTP server on loopback."""
-    inbox = _Inbox()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield f"smtp://127.0.0.1:{controller.port}?starttls=never", inbox
-    controller.stop()
-
-
 async def test_worker_killed_after_sending(
-    dev_env: WorkflowEnvironment, db: Engine, tmp_path: Path, smtp: tuple[str, _Inbox]
+    dev_env: WorkflowEnvironment, db: Engine, tmp_path: Path, smtp: tuple[str, SmtpInbox]
 ) -> None:
     """Kill -9 after the email activity delivered: the retry sends nothing again; the journey ends."""
     smtp_url, inbox = smtp

@@ -152,6 +152,8 @@ app.command("dev")(cli_runtime.dev_command)
 app.command("buying-group")(cli_runtime.buying_group_command)
 app.command("handoffs")(cli_runtime.handoffs_command)
 app.command("scores")(cli_runtime.scores_command)
+app.command("assign-role")(cli_runtime.assign_role_command)
+app.command("move-stage")(cli_runtime.move_stage_command)
 
 
 def main() -> None:

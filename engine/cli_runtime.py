@@ -297,3 +297,67 @@ async def _schedule(cron: str | None) -> str:
     from engine.scores_job import schedule_scores
 
     return await schedule_scores(await _client(), cron)
+
+
+def assign_role_command(
+    account: str = typer.Argument(..., help="the account id"),
+    person: str = typer.Option(..., "--person", help="the person's email"),
+    role: str = typer.Option(..., "--role", help="a role of the interest's role template"),
+    interest: str = typer.Option(..., "--interest", help="the solution interest"),
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="where buying_groups.yaml is"),
+) -> None:
+    """Assign a buying-group role by hand; waiting journeys of the account re-check completeness."""
+    from activities.delivery import delivery_from_env
+    from engine import groups_admin
+    from engine.contracts import JourneyEvent
+    from engine.db import utcnow
+    from engine.workspace import load_workspace
+
+    engine = make_engine()
+    init_db(engine)
+    try:
+        snapshot = groups_admin.assign_role(
+            engine, delivery_from_env(), load_workspace(journeys), account, interest, person, role
+        )
+        print(f"{person} is {role} in {account}'s {interest} group: {snapshot.completeness:.0f}% complete")
+        event = JourneyEvent(
+            type="member_assigned",
+            event_id=f"assigned-{account}-{interest}-{person}-{role}-{utcnow():%Y%m%d%H%M%S}",
+            account_id=account,
+            email=person,
+            payload={"role": role},
+            occurred_at=utcnow(),
+        )
+        reached = asyncio.run(_deliver(engine, event))
+        print(f"journeys told: {', '.join(reached) or 'none running'}")
+    except groups_admin.GroupChangeError as error:
+        err.print(f"journey assign-role: {error}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+async def _deliver(engine: Any, event: Any) -> list[str]:
+    return await events.deliver(await _client(), engine, event)
+
+
+def move_stage_command(
+    account: str = typer.Argument(..., help="the account id"),
+    stage: str = typer.Option(..., "--to", help="the stage to move to"),
+    interest: str = typer.Option(..., "--interest", help="the solution interest"),
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="where buying_groups.yaml is"),
+) -> None:
+    """Move a buying group to another stage, if the stage model allows the move."""
+    from engine import groups_admin
+    from engine.workspace import load_workspace
+
+    engine = make_engine()
+    init_db(engine)
+    try:
+        previous = groups_admin.move_stage(engine, load_workspace(journeys), account, interest, stage)
+        print(f"{account}'s {interest} group moved from {previous} to {stage}")
+    except groups_admin.GroupChangeError as error:
+        err.print(f"journey move-stage: {error}", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()

@@ -22,12 +22,13 @@ from typer.testing import CliRunner
 
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import OutboxFileDelivery
-from engine import publish
+from engine import groups_admin, publish
 from engine.cli import app
 from engine.contracts import BuyingGroupRequest, JourneyEvent
 from engine.db import ActivityEvent, BuyingGroup, Handoff, Person
 from engine.scores_job import ScoresActivities
 from engine.workers import running_worker
+from engine.workspace import Workspace, load_workspace
 
 BUYING_GROUPS = """\
 role_templates:
@@ -238,3 +239,65 @@ def test_scores_recompute(db: Engine, tmp_path: Path) -> None:
         person = session.get(Person, ceo)
         assert person is not None and person.engagement_score > 0
         assert group.engagement > 0
+
+
+class TestChangesByHand:
+    """Assigning a role and moving a stage by hand, checked against the template and the stage model."""
+
+    def _setup(self, db: Engine, tmp_path: Path) -> Workspace:
+        (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
+        add_account(db)
+        add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
+        add_person(db, "acme-corp", "sam@acme-corp.example", first_name="Sam", job_title="Sales Ops")
+        return load_workspace(tmp_path)
+
+    def test_assign_role(self, db: Engine, tmp_path: Path) -> None:
+        """A hand-assigned champion counts toward completeness and survives the rules."""
+        workspace = self._setup(db, tmp_path)
+        outbox = OutboxFileDelivery(tmp_path / "outbox")
+        snapshot = groups_admin.assign_role(
+            db, outbox, workspace, "acme-corp", "ai-seeds", "sam@acme-corp.example", "champion"
+        )
+        assert round(snapshot.completeness, 1) == 66.7
+        assert [(m.name, m.role, m.assigned_by) for m in snapshot.members] == [
+            ("Cleo", "decision_maker", "rule"),
+            ("Sam", "champion", "manual"),
+        ]
+
+    def test_unknown_role(self, db: Engine, tmp_path: Path) -> None:
+        """A role the template lacks is refused, with a suggestion and the roles there are."""
+        workspace = self._setup(db, tmp_path)
+        with pytest.raises(groups_admin.GroupChangeError) as raised:
+            groups_admin.assign_role(
+                db,
+                OutboxFileDelivery(tmp_path / "o"),
+                workspace,
+                "acme-corp",
+                "ai-seeds",
+                "sam@acme-corp.example",
+                "champoin",
+            )
+        assert str(raised.value) == (
+            "role template 'trio' has no role 'champoin' (did you mean 'champion'?) "
+            "(roles: decision_maker, champion, influencer)"
+        )
+
+    def test_stage_moves(self, db: Engine, tmp_path: Path) -> None:
+        """Allowed moves go through; a move out of the final success stage is refused, naming the rule."""
+        workspace = self._setup(db, tmp_path)
+        groups_admin.assign_role(
+            db,
+            OutboxFileDelivery(tmp_path / "o"),
+            workspace,
+            "acme-corp",
+            "ai-seeds",
+            "sam@acme-corp.example",
+            "champion",
+        )
+        assert groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "engaged") == "awareness"
+        assert groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "sales_qualified") == "engaged"
+        with pytest.raises(groups_admin.GroupChangeError) as raised:
+            groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "awareness")
+        assert str(raised.value) == (
+            "a buying group cannot move from 'sales_qualified' to 'awareness' (allowed: none: it is final)"
+        )

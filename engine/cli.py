@@ -26,7 +26,6 @@ db_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 out = Console()
-err = Console(stderr=True)
 
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
@@ -54,7 +53,7 @@ def _validate(paths: list[Path]) -> catalog.Catalog:
     try:
         return catalog.validate(paths)
     except FileNotFoundError as error:
-        err.print(f"journey: no such file or folder: {error.args[0]}", markup=False, highlight=False)
+        print(f"journey: no such file or folder: {error.args[0]}", file=sys.stderr)
         raise typer.Exit(EXIT_USAGE) from None
 
 

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from temporalio.client import Client
 
 from engine import catalog, events, publish, runtime
-from engine.db import init_db, make_engine
+from engine.db import database
 from engine.plan import Plan
 
 err = Console(stderr=True)
@@ -39,11 +39,10 @@ async def _client() -> Client:
     try:
         return await runtime.connect()
     except RuntimeError as error:
-        err.print(
+        print(
             f"journey: cannot reach Temporal ({error}): start it with `journey dev`, or set "
             "TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE",
-            markup=False,
-            highlight=False,
+            file=sys.stderr,
         )
         raise typer.Exit(1) from None
 
@@ -52,7 +51,7 @@ def _plan(file: Path) -> Plan:
     try:
         result = catalog.validate([file])
     except FileNotFoundError:
-        err.print(f"journey: no such file: {file}", markup=False, highlight=False)
+        print(f"journey: no such file: {file}", file=sys.stderr)
         raise typer.Exit(2) from None
     for issue in result.issues:
         print(issue.render(), file=sys.stderr)
@@ -82,17 +81,13 @@ def publish_command(
 
 async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
     client = await _client()
-    engine = make_engine()
-    init_db(engine)
-    try:
+    with database() as engine:
         to_start, _ = await asyncio.to_thread(publish.audience, engine, plan)
         columns = (TextColumn("starting {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=err, disable=quiet) as progress:
             task = progress.add_task(plan.journey, total=len(to_start))
             summary = await publish.publish(client, engine, plan, progress=lambda done: progress.advance(task, done))
         await publish.start_launcher(client, plan)
-    finally:
-        engine.dispose()
     return {
         "journey": summary.journey,
         "version": summary.version,
@@ -117,7 +112,7 @@ def dev_command(
     try:
         asyncio.run(dev.run(home, journeys, port, ui_port, services_port))
     except RuntimeError as error:
-        err.print(f"journey dev: {error}", markup=False, highlight=False)
+        print(f"journey dev: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
 
 
@@ -164,9 +159,7 @@ async def _event(
     event_id: str | None,
     occurred_at: datetime | None,
 ) -> None:
-    engine = make_engine()
-    init_db(engine)
-    try:
+    with database() as engine:
         recorded = events.record(engine, type_, account, person, payload, event_id, occurred_at)
         if recorded.status == "duplicate":
             print(f"duplicate: {recorded.reason}; not delivered again", file=sys.stderr)
@@ -182,8 +175,6 @@ async def _event(
         reached = await events.deliver(client, engine, recorded.event)
         where = ", ".join(reached) if reached else "no running journey of this account"
         print(f"accepted: event '{recorded.event.event_id}' delivered to {where}")
-    finally:
-        engine.dispose()
 
 
 def buying_group_command(
@@ -198,20 +189,15 @@ def buying_group_command(
     from engine import groups_report
     from engine.workspace import load_workspace
 
-    engine = make_engine()
-    init_db(engine)
-    try:
+    with database() as engine:
         reports = groups_report.buying_groups(engine, load_workspace(journeys), account, interest)
-    finally:
-        engine.dispose()
     if as_json:
         print(json.dumps(reports, indent=2))
         return
     if not reports:
-        err.print(
+        print(
             f"account '{account}' has no buying group yet: a journey with assign_buying_group creates it",
-            markup=False,
-            highlight=False,
+            file=sys.stderr,
         )
         raise typer.Exit(1)
     for report in reports:
@@ -241,12 +227,8 @@ def handoffs_command(as_json: bool = typer.Option(False, "--json", help="print J
 
     from engine import groups_report
 
-    engine = make_engine()
-    init_db(engine)
-    try:
+    with database() as engine:
         rows = groups_report.handoffs(engine)
-    finally:
-        engine.dispose()
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -281,12 +263,8 @@ def scores_command(
         return
     if action != "recompute":
         raise typer.BadParameter(f"'{action}': expected recompute or schedule", param_hint="ACTION")
-    engine = make_engine()
-    init_db(engine)
-    try:
+    with database() as engine:
         result = ScoresActivities(engine, BuyingGroupActivities(engine, delivery_from_env())).recompute_now()
-    finally:
-        engine.dispose()
     print(
         f"recomputed {result.groups} buying group(s); {result.skipped} skipped (no published journey names "
         "their template)"
@@ -313,28 +291,25 @@ def assign_role_command(
     from engine.db import utcnow
     from engine.workspace import load_workspace
 
-    engine = make_engine()
-    init_db(engine)
-    try:
-        snapshot = groups_admin.assign_role(
-            engine, delivery_from_env(), load_workspace(journeys), account, interest, person, role
-        )
-        print(f"{person} is {role} in {account}'s {interest} group: {snapshot.completeness:.0f}% complete")
-        event = JourneyEvent(
-            type="member_assigned",
-            event_id=f"assigned-{account}-{interest}-{person}-{role}-{utcnow():%Y%m%d%H%M%S}",
-            account_id=account,
-            email=person,
-            payload={"role": role},
-            occurred_at=utcnow(),
-        )
-        reached = asyncio.run(_deliver(engine, event))
-        print(f"journeys told: {', '.join(reached) or 'none running'}")
-    except groups_admin.GroupChangeError as error:
-        err.print(f"journey assign-role: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
+    with database() as engine:
+        try:
+            snapshot = groups_admin.assign_role(
+                engine, delivery_from_env(), load_workspace(journeys), account, interest, person, role
+            )
+            print(f"{person} is {role} in {account}'s {interest} group: {snapshot.completeness:.0f}% complete")
+            event = JourneyEvent(
+                type="member_assigned",
+                event_id=f"assigned-{account}-{interest}-{person}-{role}-{utcnow():%Y%m%d%H%M%S}",
+                account_id=account,
+                email=person,
+                payload={"role": role},
+                occurred_at=utcnow(),
+            )
+            reached = asyncio.run(_deliver(engine, event))
+            print(f"journeys told: {', '.join(reached) or 'none running'}")
+        except groups_admin.GroupChangeError as error:
+            print(f"journey assign-role: {error}", file=sys.stderr)
+            raise typer.Exit(1) from None
 
 
 async def _deliver(engine: Any, event: Any) -> list[str]:
@@ -351,13 +326,10 @@ def move_stage_command(
     from engine import groups_admin
     from engine.workspace import load_workspace
 
-    engine = make_engine()
-    init_db(engine)
-    try:
-        previous = groups_admin.move_stage(engine, load_workspace(journeys), account, interest, stage)
-        print(f"{account}'s {interest} group moved from {previous} to {stage}")
-    except groups_admin.GroupChangeError as error:
-        err.print(f"journey move-stage: {error}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
+    with database() as engine:
+        try:
+            previous = groups_admin.move_stage(engine, load_workspace(journeys), account, interest, stage)
+            print(f"{account}'s {interest} group moved from {previous} to {stage}")
+        except groups_admin.GroupChangeError as error:
+            print(f"journey move-stage: {error}", file=sys.stderr)
+            raise typer.Exit(1) from None

@@ -8,6 +8,8 @@ or a handoff is written once however often an activity retries.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -194,6 +196,17 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+@contextmanager
+def database(url: str | None = None) -> Iterator[Engine]:
+    """An engine on a schema that exists, disposed of when the block ends (for commands)."""
+    engine = make_engine(url)
+    try:
+        init_db(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def init_db(engine: Engine) -> None:

@@ -301,3 +301,26 @@ class TestChangesByHand:
         assert str(raised.value) == (
             "a buying group cannot move from 'sales_qualified' to 'awareness' (allowed: none: it is final)"
         )
+
+    def test_move_stage_command(self, db: Engine, tmp_path: Path) -> None:
+        """`journey move-stage` moves allowed stages (exit 0) and explains a refused move (exit 1)."""
+        workspace = self._setup(db, tmp_path)
+        groups_admin.assign_role(
+            db,
+            OutboxFileDelivery(tmp_path / "o"),
+            workspace,
+            "acme-corp",
+            "ai-seeds",
+            "sam@acme-corp.example",
+            "champion",
+        )
+        env = {"JOURNEY_DATABASE_URL": str(db.url)}
+        command = ["move-stage", "acme-corp", "--interest", "ai-seeds", "--journeys", str(tmp_path), "--to"]
+        moved = CliRunner().invoke(app, [*command, "disqualified"], env=env)
+        assert (moved.exit_code, moved.output) == (
+            0,
+            "acme-corp's ai-seeds group moved from awareness to disqualified\n",
+        )
+        refused = CliRunner().invoke(app, [*command, "engaged"], env=env)
+        assert refused.exit_code == 1
+        assert "cannot move from 'disqualified' to 'engaged' (allowed: awareness)" in refused.output

@@ -300,6 +300,14 @@ class JourneyWorkflow:
                 await self._continue_as_new(resume_inside=True)
             self._inbox = []  # every pending change is covered by the next re-check
 
+    def _with_role(self, person: dict[str, Any]) -> dict[str, Any]:
+        """The person's role in this journey's buying group, from the latest snapshot the journey read."""
+        group = self._current().buying_group
+        if not group or person.get("id") is None:
+            return person
+        roles = {member["person_id"]: member["role"] for member in group.get("members", [])}
+        return {**person, "role": roles.get(person["id"])}
+
     def _group_changed(self) -> bool:
         return any(event.type in GROUP_CHANGING_EVENTS for event in self._inbox)
 
@@ -343,9 +351,8 @@ class JourneyWorkflow:
             **event.payload,
         }
         try:
-            return condition.evaluate(
-                event=data, account=self._current().account, person=event.person or {}, now=workflow.now()
-            )
+            person = self._with_role(event.person or {})
+            return condition.evaluate(event=data, account=self._current().account, person=person, now=workflow.now())
         except Exception as error:  # an expression failing on odd data must not fail the journey
             workflow.logger.warning("event condition failed; event ignored", extra={"error": str(error)})
             return False

@@ -324,3 +324,49 @@ class TestChangesByHand:
         refused = CliRunner().invoke(app, [*command, "engaged"], env=env)
         assert refused.exit_code == 1
         assert "cannot move from 'disqualified' to 'engaged' (allowed: awareness)" in refused.output
+
+
+async def test_event_condition_on_role(time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path) -> None:
+    """`person.role` in a wait_for_event condition is the person's role in the journey's buying group."""
+    (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
+    plan = write_journey(
+        tmp_path,
+        """
+        - id: assign
+          type: assign_buying_group
+          next: wait_dm
+        - id: wait_dm
+          type: wait_for_event
+          event: form_fill
+          where: "person.role == 'decision_maker'"
+          timeout: 7d
+          on_event: heard
+          on_timeout: silent
+        - id: heard
+          type: end
+        - id: silent
+          type: end
+    """,
+        start="assign",
+        header_extra="solution_interest: ai-seeds\n",
+    )
+    add_account(db)
+    ceo = add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
+    eng = add_person(db, "acme-corp", "eng@acme-corp.example", first_name="Eli", job_title="Engineer")
+    handle = await start(time_env.client, plan, worker)
+    await wait_for_state(handle, lambda state: state["listening"])
+    for person_id, email in ((eng, "eng@acme-corp.example"), (ceo, "ceo@acme-corp.example")):
+        await handle.signal(
+            "event",
+            JourneyEvent(
+                type="form_fill",
+                event_id=f"f-{person_id}",
+                account_id="acme-corp",
+                email=email,
+                person={"id": person_id, "email": email},
+                payload={"form": "demo"},
+                occurred_at=datetime.now(UTC),
+            ),
+        )
+    result = await handle.result()
+    assert result.ended_at == "heard"

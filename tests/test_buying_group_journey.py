@@ -17,16 +17,17 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from support import add_account, add_person, start, step_times, wait_for_state, write_journey
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import OutboxFileDelivery
-from engine import groups_admin, publish
+from engine import groups_admin, publish, runtime
 from engine.cli import app
 from engine.contracts import BuyingGroupRequest, JourneyEvent
 from engine.db import ActivityEvent, BuyingGroup, Handoff, Person
-from engine.scores_job import ScoresActivities
+from engine.scores_job import WORKFLOW_ID, ScoresActivities, schedule_scores
 from engine.workers import running_worker
 from engine.workspace import Workspace, load_workspace
 
@@ -370,3 +371,55 @@ async def test_event_condition_on_role(time_env: WorkflowEnvironment, worker: st
         )
     result = await handle.result()
     assert result.ended_at == "heard"
+
+
+async def test_scores_workflow_wakes_on_cron(db: Engine, tmp_path: Path) -> None:
+    """The journey-scores workflow sleeps to its cron time and recomputes the groups' engagement then.
+
+    It never ends, so it gets a time-skipping server of its own (0.1 s to start) rather than the shared one.
+    """
+    (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
+    plan = write_journey(
+        tmp_path,
+        "- id: assign\n  type: assign_buying_group\n  next: done\n- id: done\n  type: end",
+        start="assign",
+        header_extra="solution_interest: ai-seeds\n",
+    )
+    publish.store_version(db, plan)
+    add_account(db)
+    ceo = add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
+    assert plan.solution_interest is not None and plan.role_template is not None
+    delivery = OutboxFileDelivery(tmp_path / "outbox")
+    BuyingGroupActivities(db, delivery).sync(
+        BuyingGroupRequest(
+            key="k",
+            journey_id=plan.journey,
+            account_id="acme-corp",
+            solution_interest=plan.solution_interest,
+            role_template=plan.role_template,
+        )
+    )
+    with Session(db) as session:
+        session.add(
+            ActivityEvent(
+                key="visit",
+                type="web_visit",
+                account_id="acme-corp",
+                person_id=ceo,
+                occurred_at=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )
+        session.commit()
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
+    )
+    async with env:
+        task_queue = f"scores-{uuid.uuid4()}"
+        async with running_worker(env.client, db, delivery, task_queue):
+            await schedule_scores(env.client, "0 3 * * *", task_queue)
+            await env.sleep(timedelta(days=1, hours=1))
+            history = await env.client.get_workflow_handle(WORKFLOW_ID).fetch_history()
+    completed = [event for event in history.events if event.HasField("activity_task_completed_event_attributes")]
+    assert len(completed) >= 1
+    with Session(db) as session:
+        assert session.exec(select(BuyingGroup)).one().engagement > 0

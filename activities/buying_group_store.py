@@ -9,6 +9,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from activities.context import full_name
 from engine import scoring
 from engine.contracts import BuyingGroupRequest, BuyingGroupSnapshot, GroupMember
 from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, Person, SolutionInterestRecord
@@ -86,7 +87,7 @@ def snapshot(
     rows: list[GroupMember] = []
     for person_id, member in sorted(members.items(), key=lambda item: (order.get(item[1].role, len(order)), item[0])):
         person = by_id.get(person_id)  # a member may since have moved to another account
-        name = " ".join(part for part in (person.first_name, person.last_name) if part) if person else ""
+        name = full_name(person) if person else ""
         rows.append(
             GroupMember(
                 person_id=person_id,

@@ -30,6 +30,11 @@ def account_data(account: Account) -> dict[str, Any]:
     return data
 
 
+def full_name(person: Person) -> str:
+    """First and last name, whichever are known; empty when neither is."""
+    return " ".join(part for part in (person.first_name, person.last_name) if part)
+
+
 def person_data(person: Person, role: str | None = None) -> dict[str, Any]:
     data: dict[str, Any] = {name: _plain(getattr(person, name)) for name in _PERSON_COLUMNS}
     data["attributes"] = dict(person.attributes or {})

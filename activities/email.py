@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import account_data, person_data
+from activities.context import account_data, full_name, person_data
 from activities.delivery import Delivery, RecipientRefusedError
 from engine import templates
 from engine.conditions import Scope, compile_condition
@@ -119,7 +119,7 @@ class EmailActivities:
                     counts[f"skipped_{reason}"] += 1
                     logger.info("email.skipped", person=person.id, reason=reason)
                     continue
-                name = " ".join(part for part in (person.first_name, person.last_name) if part)
+                name = full_name(person)
                 recipients.append(_Recipient(person.id, person.email or "", name, data))
         except ExpressionError as error:
             raise _permanent(request, f"to.where: {error}", "ExpressionError") from None

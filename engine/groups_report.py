@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from activities.context import full_name
 from engine import scoring
 from engine.db import Account, ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff, Person
 from engine.workspace import Workspace
@@ -110,4 +111,4 @@ def handoffs(engine: Engine) -> list[dict[str, Any]]:
 
 
 def _name(person: Person) -> str:
-    return " ".join(part for part in (person.first_name, person.last_name) if part) or (person.email or f"#{person.id}")
+    return full_name(person) or person.email or f"#{person.id}"

@@ -198,16 +198,12 @@ async def test_two_journeys_race_for_one_handoff(
     assert _Crm.calls == [f"handoff/{handoff.buying_group_id}"]
 
 
-def test_scores_recompute(db: Engine, tmp_path: Path) -> None:
-    """The recompute (scheduled or `journey scores recompute`) refreshes engagement from the event log,
-    using the role template of the latest published journey of each group's solution interest."""
+def _scored_group(db: Engine, tmp_path: Path) -> tuple[BuyingGroupActivities, int, float]:
+    """A published one-node buying-group journey, Acme with its CEO, and the group scored once:
+    (the activities, the CEO's person id, the group's engagement then)."""
     (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
-    plan = write_journey(
-        tmp_path,
-        "- id: assign\n  type: assign_buying_group\n  next: done\n- id: done\n  type: end",
-        start="assign",
-        header_extra="solution_interest: ai-seeds\n",
-    )
+    body = "- id: assign\n  type: assign_buying_group\n  next: done\n- id: done\n  type: end"
+    plan = write_journey(tmp_path, body, start="assign", header_extra="solution_interest: ai-seeds\n")
     publish.store_version(db, plan)
     add_account(db)
     ceo = add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
@@ -220,7 +216,14 @@ def test_scores_recompute(db: Engine, tmp_path: Path) -> None:
         solution_interest=plan.solution_interest,
         role_template=plan.role_template,
     )
-    assert groups.sync(request).engagement == 0
+    return groups, ceo, groups.sync(request).engagement
+
+
+def test_scores_recompute(db: Engine, tmp_path: Path) -> None:
+    """The recompute (scheduled or `journey scores recompute`) refreshes engagement from the event log,
+    using the role template of the latest published journey of each group's solution interest."""
+    groups, ceo, engagement = _scored_group(db, tmp_path)
+    assert engagement == 0
     with Session(db) as session:
         for day in range(3):
             session.add(
@@ -251,6 +254,17 @@ class TestChangesByHand:
         add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
         add_person(db, "acme-corp", "sam@acme-corp.example", first_name="Sam", job_title="Sales Ops")
         return load_workspace(tmp_path)
+
+    def _make_sam_champion(self, db: Engine, tmp_path: Path, workspace: Workspace) -> None:
+        groups_admin.assign_role(
+            db,
+            OutboxFileDelivery(tmp_path / "o"),
+            workspace,
+            "acme-corp",
+            "ai-seeds",
+            "sam@acme-corp.example",
+            "champion",
+        )
 
     def test_assign_role(self, db: Engine, tmp_path: Path) -> None:
         """A hand-assigned champion counts toward completeness and survives the rules."""
@@ -286,15 +300,7 @@ class TestChangesByHand:
     def test_stage_moves(self, db: Engine, tmp_path: Path) -> None:
         """Allowed moves go through; a move out of the final success stage is refused, naming the rule."""
         workspace = self._setup(db, tmp_path)
-        groups_admin.assign_role(
-            db,
-            OutboxFileDelivery(tmp_path / "o"),
-            workspace,
-            "acme-corp",
-            "ai-seeds",
-            "sam@acme-corp.example",
-            "champion",
-        )
+        self._make_sam_champion(db, tmp_path, workspace)
         assert groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "engaged") == "awareness"
         assert groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "sales_qualified") == "engaged"
         with pytest.raises(groups_admin.GroupChangeError) as raised:
@@ -306,15 +312,7 @@ class TestChangesByHand:
     def test_move_stage_command(self, db: Engine, tmp_path: Path) -> None:
         """`journey move-stage` moves allowed stages (exit 0) and explains a refused move (exit 1)."""
         workspace = self._setup(db, tmp_path)
-        groups_admin.assign_role(
-            db,
-            OutboxFileDelivery(tmp_path / "o"),
-            workspace,
-            "acme-corp",
-            "ai-seeds",
-            "sam@acme-corp.example",
-            "champion",
-        )
+        self._make_sam_champion(db, tmp_path, workspace)
         env = {"JOURNEY_DATABASE_URL": str(db.url)}
         command = ["move-stage", "acme-corp", "--interest", "ai-seeds", "--journeys", str(tmp_path), "--to"]
         moved = CliRunner().invoke(app, [*command, "disqualified"], env=env)
@@ -378,27 +376,8 @@ async def test_scores_workflow_wakes_on_cron(db: Engine, tmp_path: Path) -> None
 
     It never ends, so it gets a time-skipping server of its own (0.1 s to start) rather than the shared one.
     """
-    (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
-    plan = write_journey(
-        tmp_path,
-        "- id: assign\n  type: assign_buying_group\n  next: done\n- id: done\n  type: end",
-        start="assign",
-        header_extra="solution_interest: ai-seeds\n",
-    )
-    publish.store_version(db, plan)
-    add_account(db)
-    ceo = add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
-    assert plan.solution_interest is not None and plan.role_template is not None
+    _, ceo, _ = _scored_group(db, tmp_path)
     delivery = OutboxFileDelivery(tmp_path / "outbox")
-    BuyingGroupActivities(db, delivery).sync(
-        BuyingGroupRequest(
-            key="k",
-            journey_id=plan.journey,
-            account_id="acme-corp",
-            solution_interest=plan.solution_interest,
-            role_template=plan.role_template,
-        )
-    )
     with Session(db) as session:
         session.add(
             ActivityEvent(

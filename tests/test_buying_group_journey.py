@@ -68,10 +68,25 @@ def arrival(person: str) -> JourneyEvent:
     )
 
 
+@pytest.fixture
+async def own_env(db: Engine, tmp_path: Path) -> AsyncIterator[tuple[WorkflowEnvironment, str]]:
+    """A time-skipping server of this test's own (0.1 s to start) with a worker: tests that skip time
+    with env.sleep get one, since a manual sleep on the shared server can leave its clock held for the
+    tests after it."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
+    )
+    async with env:
+        task_queue = f"own-{uuid.uuid4()}"
+        async with running_worker(env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
+            yield env, task_queue
+
+
 async def test_handoff_when_threshold_crossed(
-    time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path
+    own_env: tuple[WorkflowEnvironment, str], db: Engine, tmp_path: Path
 ) -> None:
     """33% -> 67% -> 100% over two weeks; the handoff follows the third person, once."""
+    env, worker = own_env
     (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
     plan = write_journey(
         tmp_path,
@@ -98,17 +113,17 @@ async def test_handoff_when_threshold_crossed(
     )
     add_account(db, owner_email="owner@sales.example")
     add_person(db, "acme-corp", "ceo@acme-corp.example", first_name="Cleo", job_title="CEO")
-    handle = await start(time_env.client, plan, worker)
+    handle = await start(env.client, plan, worker)
     state = await wait_for_state(handle, lambda state: state["listening"] and state["buying_group"] is not None)
     assert round(state["buying_group"]["completeness"], 1) == 33.3
 
-    await time_env.sleep(timedelta(weeks=1))
+    await env.sleep(timedelta(weeks=1))
     add_person(db, "acme-corp", "eng@acme-corp.example", first_name="Eli", job_title="Staff Engineer")
     await handle.signal("event", arrival("eng@acme-corp.example"))
     state = await wait_for_state(handle, lambda state: round(state["buying_group"]["completeness"], 1) == 66.7)
     assert state["position"] == "gate"
 
-    await time_env.sleep(timedelta(weeks=1))
+    await env.sleep(timedelta(weeks=1))
     add_person(db, "acme-corp", "champ@acme-corp.example", first_name="Cam", job_title="Internal Champion")
     await handle.signal("event", arrival("champ@acme-corp.example"))
     result = await handle.result()
@@ -371,13 +386,15 @@ async def test_event_condition_on_role(time_env: WorkflowEnvironment, worker: st
     assert result.ended_at == "heard"
 
 
-async def test_scores_workflow_wakes_on_cron(db: Engine, tmp_path: Path) -> None:
+async def test_scores_workflow_wakes_on_cron(
+    own_env: tuple[WorkflowEnvironment, str], db: Engine, tmp_path: Path
+) -> None:
     """The journey-scores workflow sleeps to its cron time and recomputes the groups' engagement then.
 
-    It never ends, so it gets a time-skipping server of its own (0.1 s to start) rather than the shared one.
+    It never ends, so it runs on a time-skipping server of its own rather than the shared one.
     """
+    env, task_queue = own_env
     _, ceo, _ = _scored_group(db, tmp_path)
-    delivery = OutboxFileDelivery(tmp_path / "outbox")
     with Session(db) as session:
         session.add(
             ActivityEvent(
@@ -389,15 +406,9 @@ async def test_scores_workflow_wakes_on_cron(db: Engine, tmp_path: Path) -> None
             )
         )
         session.commit()
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
-    )
-    async with env:
-        task_queue = f"scores-{uuid.uuid4()}"
-        async with running_worker(env.client, db, delivery, task_queue):
-            await schedule_scores(env.client, "0 3 * * *", task_queue)
-            await env.sleep(timedelta(days=1, hours=1))
-            history = await env.client.get_workflow_handle(WORKFLOW_ID).fetch_history()
+    await schedule_scores(env.client, "0 3 * * *", task_queue)
+    await env.sleep(timedelta(days=1, hours=1))
+    history = await env.client.get_workflow_handle(WORKFLOW_ID).fetch_history()
     completed = [event for event in history.events if event.HasField("activity_task_completed_event_attributes")]
     assert len(completed) >= 1
     with Session(db) as session:

@@ -59,6 +59,9 @@ class JourneySettings(Contract):
     email_heartbeat_timeout_seconds: float = 60.0
     path_kept: int = Field(50, description="visits kept in the state's path")
     seen_event_ids_kept: int = Field(1_000, description="event ids remembered for de-duplication")
+    send_window_ignored: bool = Field(
+        False, description="send at once, outside the journey's send window (demos and rehearsals only)"
+    )
 
 
 class JourneyInput(Contract):

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from activities.delivery import delivery_from_env
-from engine import catalog, events, publish, runtime
+from engine import catalog, dev_handoffs, events, publish, runtime
 from engine.db import init_db, make_engine
 from engine.demo import load_demo_data
 from engine.scores_job import schedule_scores
@@ -89,17 +89,20 @@ async def dev_server(home: Path, port: int = DEV_PORT, ui_port: int = UI_PORT) -
             process.kill()
 
 
-async def publish_examples(client: Client, engine: Engine, folder: Path) -> list[str]:
-    """Publish every example that can run now; returns one line per journey for the console."""
+async def publish_examples(client: Client, engine: Engine, folder: Path) -> tuple[list[str], list[str]]:
+    """Publish every example that can run now: (one line per journey for the console, the accounts of
+    the handoff demo, started first with the send window ignored)."""
     result = catalog.validate([folder])
     lines = [issue.render() for issue in result.issues]
+    demo: list[str] = []
     for plan in result.plans:
+        started_first = await dev_handoffs.start(client, engine, plan) if plan.journey == dev_handoffs.JOURNEY else []
+        demo += started_first
         summary = await publish.publish(client, engine, plan)
         await publish.start_launcher(client, plan)
-        lines.append(
-            f"published {plan.journey}: {len(summary.started)} started, {len(summary.already_running)} already running"
-        )
-    return lines
+        started = len(summary.started) + len(started_first)
+        lines.append(f"published {plan.journey}: {started} started, {len(summary.already_running)} already running")
+    return lines, demo
 
 
 async def simulate_form_fills(client: Client, engine: Engine, count: int = SIMULATED_FORM_FILLS) -> list[str]:
@@ -156,10 +159,18 @@ async def _run_stack(home: Path, journeys: Path, engine: Engine, stop: asyncio.E
         os.environ.setdefault("TEMPORAL_ADDRESS", address)
         client = await runtime.connect(address)
         async with running_worker(client, engine, delivery_from_env()):
-            for line in await publish_examples(client, engine, journeys):
+            lines, demo = await publish_examples(client, engine, journeys)
+            for line in lines:
                 print(line)
             for line in await simulate_form_fills(client, engine):
                 print(line)
+            demo_plan = publish.latest_version(engine, dev_handoffs.JOURNEY)
+            background: asyncio.Task[int] | None = None
+            if demo and demo_plan is not None:
+                print(f"handoff demo: {', '.join(demo)} go through {demo_plan.journey} now (send window ignored)")
+                background = asyncio.create_task(
+                    dev_handoffs.drive(client, engine, demo_plan, demo, lambda line: print(line, flush=True))
+                )
             print(f"buying-group scores recompute on '{await schedule_scores(client)}' (UTC)")
             print(f"\nTemporal UI:  http://localhost:{ui_port}/namespaces/default/workflows")
             print(f"Temporal:     {address} (namespace default, task queue {runtime.TASK_QUEUE})")
@@ -168,3 +179,5 @@ async def _run_stack(home: Path, journeys: Path, engine: Engine, stop: asyncio.E
             print("Ctrl-C stops the worker and the dev server; their state stays in .journey/.")
             await stop.wait()
             print("stopping...")
+            if background is not None:
+                background.cancel()

@@ -211,7 +211,7 @@ class JourneyWorkflow:
 
     async def _send_email(self, node: SendEmail, visit: int) -> None:
         plan, state, settings = self._plan(), self._current(), self._settings()
-        if plan.send_window:
+        if plan.send_window and not settings.send_window_ignored:
             opens_in = schedule.window_opens_in(plan.send_window, workflow.now(), state.account.get("timezone"))
             if opens_in > timedelta(0):
                 workflow.set_current_details(f"**{node.id}**: waiting for the send window `{plan.send_window}`")

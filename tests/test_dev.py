@@ -3,6 +3,7 @@ published examples and simulated form fills; the Temporal UI answers; Ctrl-C sto
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -68,6 +69,28 @@ def test_dev_stack(tmp_path: Path) -> None:
         assert output.count("form fill 'webinar-attended' for ") == 5
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200
+        # The handoff demo: three ai-seed accounts go all the way to the sales handoff, whatever the hour.
+        demo = "acme-corp, apexfield-farms, apexview-biosciences"
+        assert f"handoff demo: {demo} go through ai-seed-abm now (send window ignored)" in output
+        while time.monotonic() < deadline and sum("handed to sales at" in line for line in lines) < 3:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line.rstrip("\n"))
+        output = "\n".join(lines)
+        for account_id in demo.split(", "):
+            assert f"handoff demo: {account_id} handed to sales at 80% complete" in output, output
+        assert "joined (" in output  # at least one account needed a newcomer to cross the threshold
+        handoffs = subprocess.run(
+            [sys.executable, "-m", "engine.cli", "handoffs", "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        handed = sorted(row["account"] for row in json.loads(handoffs.stdout) if row["journey"] == "ai-seed-abm")
+        assert handed == demo.split(", ")
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)

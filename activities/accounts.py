@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.context import account_data
-from engine.contracts import AccountRequest, StepRecord, UpdateAccountRequest
+from engine.contracts import AccountRequest, OperatorLog, StepRecord, UpdateAccountRequest
 from engine.db import Account, ActivityEvent
 
 log = structlog.get_logger()
@@ -98,25 +98,50 @@ class AccountActivities:
         await asyncio.to_thread(self._record, step)
 
     def _record(self, step: StepRecord) -> None:
-        event = ActivityEvent(
-            key=step.key,
-            type=step.type,
-            account_id=step.account_id,
-            journey_id=step.journey_id,
-            node_id=step.node_id,
-            payload={"version": step.version, "node_type": step.node_type, "visit": step.visit, "branch": step.branch},
-            occurred_at=step.occurred_at,
+        self._write_once(
+            ActivityEvent(
+                key=step.key,
+                type=step.type,
+                account_id=step.account_id,
+                journey_id=step.journey_id,
+                node_id=step.node_id,
+                payload={
+                    "version": step.version,
+                    "node_type": step.node_type,
+                    "visit": step.visit,
+                    "branch": step.branch,
+                },
+                occurred_at=step.occurred_at,
+            )
         )
+
+    def _write_once(self, event: ActivityEvent) -> None:
         with Session(self.engine) as session:
-            if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == step.key)).first() is not None:
+            if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == event.key)).first() is not None:
                 return  # recorded by an earlier attempt
             session.add(event)
             try:
                 session.commit()
             except IntegrityError:
                 session.rollback()
-                if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == step.key)).first() is None:
+                if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == event.key)).first() is None:
                     raise  # not a race with another attempt: a real problem (e.g. the account is gone)
+
+    @activity.defn(name="record_operator_action")
+    async def record_operator_action(self, action: OperatorLog) -> None:
+        """Write an operator's action (who, why, what) to the event log, once."""
+        await asyncio.to_thread(
+            self._write_once,
+            ActivityEvent(
+                key=action.key,
+                type="operator_action",
+                account_id=action.account_id,
+                journey_id=action.journey_id,
+                node_id=action.node_id,
+                payload={"action": action.action, "by": action.by, "reason": action.reason, **action.detail},
+                occurred_at=action.occurred_at,
+            ),
+        )
 
 
 def _number(value: object) -> float:

@@ -50,6 +50,7 @@ class JourneyState(Contract):
     account: dict[str, Any] = Field(default_factory=dict, description="latest account data read by an activity")
     buying_group: dict[str, Any] | None = Field(None, description="latest buying-group snapshot, if any")
     emails_sent: int = 0
+    paused: str | None = Field(None, description="who paused the account and why; None while it runs")
 
 
 class JourneySettings(Contract):
@@ -95,6 +96,39 @@ class StepRecord(Contract):
     node_type: str
     visit: int
     branch: str | None = None
+    occurred_at: datetime
+
+
+class OperatorRequest(Contract):
+    """An operator's action on one account (Temporal updates `skip`, `pause`, `resume`, `cancel`)."""
+
+    by: str = Field(description="who asks: a name or an email, kept in the event log")
+    reason: str = Field("", description="why, kept in the event log (required to cancel)")
+    to: str | None = Field(None, description="skip: the node to move the account to")
+    timeout: bool = Field(False, description="skip: take the node's timeout path now")
+
+
+class OperatorResult(Contract):
+    """What the action did, in words an operator reads back."""
+
+    journey_id: str
+    account_id: str
+    action: str
+    node: str = Field(description="where the account was when the action was taken")
+    message: str
+
+
+class OperatorLog(Contract):
+    """One operator action for the event log, written once (the key carries the update's id)."""
+
+    key: str
+    journey_id: str
+    account_id: str
+    node_id: str
+    action: str
+    by: str
+    reason: str
+    detail: dict[str, Any] = Field(default_factory=dict)
     occurred_at: datetime
 
 

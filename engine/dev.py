@@ -18,7 +18,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from activities.delivery import delivery_from_env
-from engine import catalog, dev_handoffs, events, publish, runtime
+from engine import catalog, dev_handoffs, events, publish, runtime, visibility
 from engine.db import init_db, make_engine
 from engine.demo import load_demo_data
 from engine.scores_job import schedule_scores
@@ -66,6 +66,7 @@ async def dev_server(home: Path, port: int = DEV_PORT, ui_port: int = UI_PORT) -
         "journal_mode=wal",
         "--sqlite-pragma",
         "synchronous=normal",
+        *visibility.dev_server_flags(),
     ]
     with open(home / "temporal.log", "ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)

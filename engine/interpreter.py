@@ -11,11 +11,11 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine import conditions, schedule
+    from engine import conditions, details, schedule, visibility
     from engine.contracts import (
         AccountRequest,
         BuyingGroupRequest,
@@ -25,6 +25,9 @@ with workflow.unsafe.imports_passed_through():
         JourneyInput,
         JourneyResult,
         JourneyState,
+        OperatorLog,
+        OperatorRequest,
+        OperatorResult,
         SendEmailRequest,
         SendEmailResult,
         ServiceCallRequest,
@@ -55,6 +58,8 @@ LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
 # Events that can change a buying group's completeness: a wait_for_completeness node re-checks on them.
 GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned"})
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
+# Workflows started before search attributes existed replay without them (tests/histories/before-visibility).
+VISIBILITY_PATCH = "search-attributes-and-operator-actions"
 EMAIL_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10), non_retryable_error_types=["NotSupported", "AccountNotFound"]
 )
@@ -77,6 +82,9 @@ class JourneyWorkflow:
         self._listening = False
         self._inbox: list[JourneyEvent] = []
         self._seen: dict[str, None] = {}
+        # An operator's skip or cancel: the exit the account takes instead of its node's own.
+        self._interrupt: _Exit | None = None
+        self._cancelled: str | None = None
 
     # --- messages ------------------------------------------------------------------------------------
 
@@ -123,19 +131,25 @@ class JourneyWorkflow:
         if not state.account:
             state = state.model_copy(update={"account": await self._load_account()})
         self._state = state
+        self._show(
+            visibility.JOURNEY_ID.value_set(plan.journey),
+            visibility.JOURNEY_VERSION.value_set(plan.version),
+            visibility.ACCOUNT_ID.value_set(journey.account_id),
+            visibility.ACCOUNT_NAME.value_set(str(state.account.get("name") or journey.account_id)),
+        )
         while True:
             node = plan.nodes[self._state.position]
             visit, fresh = self._enter(node)
             if fresh:
                 await self._record("node_entered", node, visit)
-            exit_ = await self._execute(node, visit)
+            exit_ = await self._run_node(node, visit)
             await self._record("node_left", node, visit, exit_.branch)
             if exit_.target is None:
                 return JourneyResult(
                     journey=plan.journey,
                     version=plan.version,
                     account_id=journey.account_id,
-                    ended_at=node.id,
+                    ended_at=self._cancelled or node.id,
                     visits=self._state.visits,
                     emails_sent=self._state.emails_sent,
                 )
@@ -143,11 +157,32 @@ class JourneyWorkflow:
             if self._continue_as_new_due():
                 await self._continue_as_new()
 
+    async def _run_node(self, node: NodeBase, visit: int) -> _Exit:
+        """The node's exit, unless an operator skipped or cancelled; a paused account waits here, before
+        the node starts and before it leaves (what happened meanwhile decides its branch on resume)."""
+        await self._hold_while_paused(node)
+        exit_ = self._interrupt or await self._execute(node, visit)
+        await self._hold_while_paused(node)
+        exit_, self._interrupt = self._interrupt or exit_, None
+        return exit_
+
+    async def _hold_while_paused(self, node: NodeBase) -> None:
+        if self._current().paused is None or self._interrupt is not None:
+            return  # a skip or cancel moves even a paused account
+        self._show_waiting(node, visibility.PAUSED)
+        await workflow.wait_condition(lambda: self._current().paused is None or self._interrupt is not None)
+        self._show_waiting(node, details.waiting_for(node))
+
     def _enter(self, node: NodeBase) -> tuple[int, bool]:
         """(visit number, fresh): a fresh visit is counted and starts listening; resuming inside the node
         after continue-as-new keeps the visit, the inbox and the time the account entered."""
         state = self._current()
-        workflow.set_current_details(f"**{node.id}** ({node.type}): {node_summary(node)}")
+        self._show(
+            visibility.NODE.value_set(node.id),
+            visibility.NODE_TYPE.value_set(node.type),
+            visibility.NODE_SINCE.value_set(state.entered_at),
+        )
+        self._show_waiting(node, details.waiting_for(node))
         if state.resumed:
             self._state = state.model_copy(update={"resumed": False})
             return state.visits.get(node.id, 1), False
@@ -214,8 +249,12 @@ class JourneyWorkflow:
         if plan.send_window and not settings.send_window_ignored:
             opens_in = schedule.window_opens_in(plan.send_window, workflow.now(), state.account.get("timezone"))
             if opens_in > timedelta(0):
-                workflow.set_current_details(f"**{node.id}**: waiting for the send window `{plan.send_window}`")
+                self._show_waiting(node, visibility.SEND_WINDOW)
                 await self._wait_until(workflow.now() + opens_in, node, f"send window {plan.send_window}")
+                self._show_waiting(node, details.waiting_for(node))
+        await self._hold_while_paused(node)  # paused while the window was closed: send nothing yet
+        if self._interrupt is not None:
+            return
         group = await self._buying_group("load_buying_group", node, visit) if plan.solution_interest else None
         text_name = node.template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
         request = SendEmailRequest(
@@ -238,7 +277,7 @@ class JourneyWorkflow:
             start_to_close_timeout=timedelta(hours=1),
             heartbeat_timeout=timedelta(seconds=settings.email_heartbeat_timeout_seconds),
             retry_policy=EMAIL_RETRY,
-            summary=node_summary(node),
+            summary=details.email_summary(node, group.as_data() if group is not None else None),
         )
         # Messages an earlier, crashed attempt delivered count too: they were sent, exactly once.
         delivered = result.sent + result.already_sent
@@ -253,7 +292,6 @@ class JourneyWorkflow:
             if node.where
             else None
         )
-        summary = f"{node.event}" + (f" where {node.where}" if node.where else "")
         while True:
             while self._inbox:
                 event = self._inbox.pop(0)
@@ -264,12 +302,14 @@ class JourneyWorkflow:
                 return self._edge(node, "on_timeout")
             try:
                 await workflow.wait_condition(
-                    lambda: bool(self._inbox) or self._continue_as_new_due(),
+                    lambda: bool(self._inbox) or self._continue_as_new_due() or self._interrupt is not None,
                     timeout=remaining,
-                    timeout_summary=f"wait {format_duration(node.timeout)} for {summary}",
+                    timeout_summary=node_summary(node),
                 )
             except TimeoutError:
                 return self._edge(node, "on_timeout")
+            if self._interrupt is not None:
+                return self._interrupt
             if not self._inbox and self._continue_as_new_due():
                 await self._continue_as_new(resume_inside=True)
 
@@ -281,21 +321,20 @@ class JourneyWorkflow:
             snapshot = await self._buying_group("load_buying_group", node, visit)
             if snapshot.completeness >= node.threshold:
                 return self._edge(node, "on_complete")
-            workflow.set_current_details(
-                f"**{node.id}**: buying group {snapshot.completeness:.0f}% complete, needs {node.threshold:g}%; "
-                f"missing roles: {', '.join(snapshot.missing_roles) or 'none'}"
-            )
+            self._show_waiting(node, visibility.COMPLETENESS_CHECK)
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 return self._edge(node, "on_timeout")
             try:
                 await workflow.wait_condition(
-                    lambda: self._group_changed() or self._continue_as_new_due(),
+                    lambda: self._group_changed() or self._continue_as_new_due() or self._interrupt is not None,
                     timeout=remaining,
                     timeout_summary=summary,
                 )
             except TimeoutError:
                 return self._edge(node, "on_timeout")
+            if self._interrupt is not None:
+                return self._interrupt
             if not self._group_changed() and self._continue_as_new_due():
                 await self._continue_as_new(resume_inside=True)
             self._inbox = []  # every pending change is covered by the next re-check
@@ -321,6 +360,7 @@ class JourneyWorkflow:
             summary="assign people to roles" if activity == "assign_buying_group" else "read the buying group",
         )
         self._state = self._current().model_copy(update={"buying_group": snapshot.as_data()})
+        self._show(visibility.COMPLETENESS.value_set(snapshot.completeness))
         return snapshot
 
     def _group_request(self, node: NodeBase, visit: int) -> BuyingGroupRequest:
@@ -442,8 +482,14 @@ class JourneyWorkflow:
         summary = what or node_summary(node)
         while (remaining := deadline - workflow.now()) > timedelta(0):
             try:
-                await workflow.wait_condition(self._continue_as_new_due, timeout=remaining, timeout_summary=summary)
+                await workflow.wait_condition(
+                    lambda: self._continue_as_new_due() or self._interrupt is not None,
+                    timeout=remaining,
+                    timeout_summary=summary,
+                )
             except TimeoutError:
+                return
+            if self._interrupt is not None:
                 return
             await self._continue_as_new(resume_inside=True)
 
@@ -470,7 +516,147 @@ class JourneyWorkflow:
         while len(self._seen) > kept:
             del self._seen[next(iter(self._seen))]
 
+    # --- operators -----------------------------------------------------------------------------------
+
+    @workflow.update(name="skip")
+    async def skip(self, request: OperatorRequest) -> OperatorResult:
+        """Move the account on now: to the node `to`, or along its node's timeout path."""
+        node = self._node()
+        self._interrupt = self._skip_exit(node, request)
+        where = f"'{self._interrupt.target}'" + (" (timeout path)" if request.timeout else "")
+        detail = {"to": self._interrupt.target, "branch": self._interrupt.branch}
+        return await self._operator_log("skip", node, request, f"moves from '{node.id}' to {where}", detail)
+
+    @skip.validator
+    def _validate_skip(self, request: OperatorRequest) -> None:
+        self._skip_exit(self._node(), request)
+
+    @workflow.update(name="pause")
+    async def pause(self, request: OperatorRequest) -> OperatorResult:
+        """Hold the account where it is: it starts no node, sends nothing and leaves no node until resumed."""
+        node = self._node()
+        by = f"{request.by}: {request.reason}" if request.reason else request.by
+        self._state = self._current().model_copy(update={"paused": by})
+        self._show_waiting(node, visibility.PAUSED)
+        return await self._operator_log("pause", node, request, f"paused at '{node.id}'")
+
+    @pause.validator
+    def _validate_pause(self, request: OperatorRequest) -> None:
+        self._check_operator(request)
+        if self._current().paused is not None:
+            raise ValueError(f"already paused ({self._current().paused})")
+
+    @workflow.update(name="resume")
+    async def resume(self, request: OperatorRequest) -> OperatorResult:
+        node = self._node()
+        self._state = self._current().model_copy(update={"paused": None})
+        self._show_waiting(node, details.waiting_for(node))
+        return await self._operator_log("resume", node, request, f"resumed at '{node.id}'")
+
+    @resume.validator
+    def _validate_resume(self, request: OperatorRequest) -> None:
+        self._check_operator(request)
+        if self._current().paused is None:
+            raise ValueError("the account is not paused")
+
+    @workflow.update(name="cancel")
+    async def cancel(self, request: OperatorRequest) -> OperatorResult:
+        """End the account's journey now; the result says who cancelled it and why."""
+        node = self._node()
+        self._cancelled = f"cancelled by {request.by}: {request.reason}"
+        self._interrupt = _Exit("cancelled", None)
+        return await self._operator_log("cancel", node, request, f"cancelled at '{node.id}'")
+
+    @cancel.validator
+    def _validate_cancel(self, request: OperatorRequest) -> None:
+        self._check_operator(request)
+        if not request.reason.strip():
+            raise ValueError("say why: a reason is required to cancel")
+
+    def _check_operator(self, request: OperatorRequest) -> None:
+        if self._state is None or self._input is None:
+            raise ValueError("the journey has not started yet; try again in a moment")
+        if self._interrupt is not None:
+            raise ValueError(f"the account is already leaving '{self._state.position}' ({self._interrupt.branch})")
+        if not request.by.strip():
+            raise ValueError("say who you are: `by` is required")
+
+    def _skip_exit(self, node: NodeBase, request: OperatorRequest) -> _Exit:
+        self._check_operator(request)
+        if (request.to is None) == (not request.timeout):
+            raise ValueError("give either a node to move to or the timeout path, not both or neither")
+        if request.to is not None:
+            if request.to not in self._plan().nodes:
+                known = ", ".join(self._plan().nodes)
+                raise ValueError(f"journey '{self._plan().journey}' has no node '{request.to}' (nodes: {known})")
+            return _Exit("operator_skip", request.to)
+        label = "next" if isinstance(node, Wait) else "on_timeout"
+        if not isinstance(node, Wait | WaitForEvent | WaitForCompleteness) or not any(
+            edge.label == label for edge in self._plan().edges[node.id]
+        ):
+            raise ValueError(f"node '{node.id}' ({node.type}) has no timeout path; move it to a named node instead")
+        return self._edge(node, label)
+
+    async def _operator_log(
+        self, action: str, node: NodeBase, request: OperatorRequest, what: str, detail: dict[str, Any] | None = None
+    ) -> OperatorResult:
+        info, update = workflow.info(), workflow.current_update_info()
+        assert update is not None
+        await workflow.execute_activity(
+            "record_operator_action",
+            OperatorLog(
+                key=f"{info.workflow_id}/{info.first_execution_run_id}/operator/{update.id}",
+                journey_id=self._plan().journey,
+                account_id=self._input_().account_id,
+                node_id=node.id,
+                action=action,
+                by=request.by,
+                reason=request.reason,
+                detail=detail or {},
+                occurred_at=workflow.now(),
+            ),
+            start_to_close_timeout=QUICK,
+            retry_policy=DB_RETRY,
+            summary=f"log {action} by {request.by}",
+        )
+        workflow.logger.info(f"operator {action}", extra={"by": request.by, "reason": request.reason, "node": node.id})
+        message = f"{self._input_().account_id} {what} (by {request.by}" + (
+            f": {request.reason})" if request.reason else ")"
+        )
+        return OperatorResult(
+            journey_id=self._plan().journey,
+            account_id=self._input_().account_id,
+            action=action,
+            node=node.id,
+            message=message,
+        )
+
+    # --- what operators see ---------------------------------------------------------------------------
+
+    def _show(self, *updates: SearchAttributeUpdate[Any]) -> None:
+        if workflow.patched(VISIBILITY_PATCH):
+            workflow.upsert_search_attributes(list(updates))
+
+    def _show_waiting(self, node: NodeBase, waiting: str) -> None:
+        """What the account waits for, as a search attribute and in the UI's current details."""
+        state = self._current()
+        self._show(visibility.WAITING_FOR.value_set(waiting))
+        workflow.set_current_details(
+            details.current_details(
+                self._plan(),
+                node,
+                state.entered_at,
+                waiting=waiting,
+                group=state.buying_group,
+                paused=state.paused,
+            )
+        )
+
     # --- helpers -------------------------------------------------------------------------------------
+
+    def _node(self) -> NodeBase:
+        node: NodeBase = self._plan().nodes[self._current().position]
+        return node
 
     async def _load_account(self) -> dict[str, Any]:
         account: dict[str, Any] = await workflow.execute_activity(

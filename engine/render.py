@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from engine.durations import format_duration
 from engine.model import (
@@ -18,6 +19,7 @@ from engine.model import (
 from engine.plan import Plan
 
 MAX_LABEL = 48
+_FORM = re.compile(r"""event\.form\s*==\s*(['"])([^'"]*)\1""")
 
 
 def node_summary(node: NodeBase) -> str:
@@ -36,6 +38,8 @@ def node_summary(node: NodeBase) -> str:
         case Wait(duration=duration, until=until):
             return f"wait {format_duration(duration)}" if duration is not None else f"wait until {until}"
         case WaitForEvent(event=event, where=where, timeout=timeout):
+            if event == "form_fill" and where and (form := _FORM.fullmatch(where.strip())):
+                return f"wait {format_duration(timeout)} for form {form.group(2)!r}"
             condition = f" where {where}" if where else ""
             return f"wait {format_duration(timeout)} for {event}{condition}"
         case Split(paths=paths):

@@ -46,6 +46,7 @@ async def running_worker(
             accounts.load_account,
             accounts.update_account,
             accounts.record_step,
+            accounts.record_operator_action,
             email.send_email,
             services.call_service,
             launcher.launch_audience,

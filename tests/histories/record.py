@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from activities.delivery import OutboxFileDelivery  # noqa: E402
-from engine import catalog, runtime  # noqa: E402
+from engine import catalog, runtime, visibility  # noqa: E402
 from engine.contracts import JourneyEvent, JourneyInput  # noqa: E402
 from engine.db import init_db, make_engine  # noqa: E402
 from engine.demo import load_demo_data  # noqa: E402
@@ -91,6 +91,7 @@ async def main() -> None:
             test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
         )
         async with env:
+            await visibility.register(env.client)
             task_queue = f"record-{uuid.uuid4()}"
             async with running_worker(env.client, engine, OutboxFileDelivery(Path(tmp) / "outbox"), task_queue):
                 only = set(sys.argv[1:])  # journey ids to (re-)record; all when none are given

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from engine import catalog, cli_runtime, render
+from engine import catalog, cli_operators, cli_runtime, render
 from engine.model import BuyingGroupsFile, JourneyFile, ServicesFile
 
 app = typer.Typer(
@@ -153,6 +153,9 @@ app.command("handoffs")(cli_runtime.handoffs_command)
 app.command("scores")(cli_runtime.scores_command)
 app.command("assign-role")(cli_runtime.assign_role_command)
 app.command("move-stage")(cli_runtime.move_stage_command)
+for name in ("status", "stuck", "skip", "pause", "resume", "cancel"):
+    app.command(name)(getattr(cli_operators, f"{name}_command"))
+app.add_typer(cli_operators.setup_app, name="setup")
 
 
 def main() -> None:

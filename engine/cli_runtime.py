@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client
 
-from engine import catalog, events, publish, runtime
+from engine import catalog, events, publish, runtime, visibility
 from engine.db import database
 from engine.plan import Plan
 
@@ -81,6 +81,14 @@ def publish_command(
 
 async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
     client = await _client()
+    if missing := await visibility.missing(client):
+        # Journeys would start and then fail every workflow task on their first search-attribute write.
+        print(
+            f"journey: namespace '{client.namespace}' lacks the search attributes {', '.join(missing)}: "
+            "run `journey setup search-attributes` (or `journey setup search-attributes --print`) first",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
     with database() as engine:
         to_start, _ = await asyncio.to_thread(publish.audience, engine, plan)
         columns = (TextColumn("starting {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

@@ -19,7 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from activities.context import account_data
-from engine import conditions, runtime
+from engine import conditions, details, runtime
 from engine.contracts import JourneyInput, JourneySettings
 from engine.db import Account, ActivityEvent, JourneyVersion, utcnow
 from engine.plan import Plan
@@ -129,6 +129,7 @@ async def start_journey(
 ) -> bool:
     """Start one account; False when its journey is already running."""
     workflow_id = runtime.workflow_id(plan.journey, account_id)
+    name, owner = await asyncio.to_thread(_name_and_owner, engine, account_id)
     try:
         handle = await client.start_workflow(
             "Journey",
@@ -137,7 +138,8 @@ async def start_journey(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"{plan.name} · {account_id}",
+            static_summary=details.static_summary(plan, name, account_id),
+            static_details=details.static_details(plan, account_id, owner),
         )
     except WorkflowAlreadyStartedError:
         return False
@@ -161,6 +163,12 @@ async def start_launcher(client: Client, plan: Plan, task_queue: str = runtime.T
         static_summary=f"audience refresh of {plan.name} ({plan.audience.refresh})",
     )
     return True
+
+
+def _name_and_owner(engine: Engine, account_id: str) -> tuple[str | None, str | None]:
+    with Session(engine) as session:
+        account = session.get(Account, account_id)
+        return (account.name, account.owner_email) if account is not None else (None, None)
 
 
 def _record_entry(engine: Engine, plan: Plan, account_id: str, run: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from engine import catalog, cli_operators, cli_runtime, render
+from engine import catalog, cli_operators, cli_runtime, render, runtime
 from engine.model import BuyingGroupsFile, JourneyFile, ServicesFile
 
 app = typer.Typer(
@@ -159,7 +160,17 @@ app.add_typer(cli_operators.setup_app, name="setup")
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+        if not runtime.connected:
+            raise
+        # The Temporal client's Rust threads can abort the interpreter's teardown (SIGABRT, sdk-python
+        # issue #300): once everything is printed, a command that talked to Temporal leaves at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 TASK_QUEUE = "journeys"
 WORKFLOW_ID_PREFIX = "journey/"
 LAUNCHER_ID_PREFIX = "journey-launcher/"
+connected = False  # set once this process has connected a client (see engine.cli.main)
 
 # Modules the workflow sandbox shares with the worker instead of re-importing them for every run:
 # they are deterministic (no I/O, no clock) and re-importing Jinja2 per workflow would be slow.
@@ -50,6 +51,8 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
         tls = TLSConfig(client_cert=Path(cert).read_bytes(), client_private_key=Path(key).read_bytes())
     elif api_key or os.environ.get("TEMPORAL_TLS", "").lower() in ("1", "true", "yes"):
         tls = True
+    global connected
+    connected = True
     return await Client.connect(
         address, namespace=namespace, api_key=api_key, tls=tls, data_converter=pydantic_data_converter
     )

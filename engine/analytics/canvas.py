@@ -1,0 +1,83 @@
+"""Journey canvas: ordered milestones, how many containers reached each one after the previous, and how fast.
+
+A container reaches step 1 at its first matching event; it reaches step k at its first step-k event at or
+after the time it reached step k-1. Taking the earliest match at each step is what makes the count exact:
+any ordered run of matches through the steps implies this one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.selectable import CTE
+from sqlmodel import col
+
+from engine.analytics.containers import Container, Filters, population
+from engine.analytics.report import Report, ReportModel
+from engine.analytics.selectors import Selector
+from engine.analytics.timing import median_seconds, percent, utc
+from engine.db import ActivityEvent
+
+
+class CanvasStep(ReportModel):
+    step: int
+    label: str
+    containers: int
+    conversion_pct: float | None  # of the previous step's containers (of step 1's for step 1: 100)
+    fallout: int  # containers of the previous step that never reached this one
+    overall_pct: float | None  # of step 1's containers
+    median_seconds_from_previous: float | None
+
+
+class CanvasReport(Report):
+    report: str = "canvas"
+    steps: list[CanvasStep]
+
+
+def canvas(engine: Engine, steps: list[Selector], container: Container, filters: Filters) -> CanvasReport:
+    if not steps:
+        raise ValueError("a canvas needs at least one step")
+    people = population(container, filters)
+    occurred = col(ActivityEvent.occurred_at)
+    ctes: list[CTE] = []
+    for number, selector in enumerate(steps, start=1):
+        if not ctes:
+            query = people.select(people.id.label("cid"), func.min(occurred).label("t")).group_by(people.id)
+        else:
+            previous = ctes[-1]
+            query = (
+                people.select(previous.c.cid, func.min(occurred).label("t"))
+                .join_from(people.source, previous, previous.c.cid == people.id)
+                .where(occurred >= previous.c.t)
+                .group_by(previous.c.cid)
+            )
+        ctes.append(query.where(selector.condition()).cte(f"step_{number}"))
+    first = ctes[0]
+    joined = first
+    for cte in ctes[1:]:
+        joined = joined.outerjoin(cte, cte.c.cid == first.c.cid)  # type: ignore[assignment]
+    with engine.connect() as connection:
+        rows = connection.execute(select(*(cte.c.t for cte in ctes)).select_from(joined)).all()
+    counts = [0] * len(steps)
+    gaps: list[list[float]] = [[] for _ in steps]
+    for row in rows:
+        times = [utc(value) for value in row if value is not None]
+        for index, reached in enumerate(times):
+            counts[index] += 1
+            if index:
+                gaps[index].append((reached - times[index - 1]).total_seconds())
+    result = []
+    for index, selector in enumerate(steps):
+        before = counts[index - 1] if index else counts[0]
+        result.append(
+            CanvasStep(
+                step=index + 1,
+                label=selector.label,
+                containers=counts[index],
+                conversion_pct=percent(counts[index], before),
+                fallout=before - counts[index],
+                overall_pct=percent(counts[index], counts[0]),
+                median_seconds_from_previous=median_seconds(gaps[index]),
+            )
+        )
+    return CanvasReport(container=container, filters=filters.describe(), steps=result)

@@ -76,7 +76,7 @@ def node_counts(engine: Engine, journey: str, filters: Filters) -> NodesReport:
         exits: dict[str, dict[str, int]] = {}
         for name, how, accounts in connection.execute(left):
             exits.setdefault(name, {})[how or ENDED] = accounts
-        present: dict[str, int] = dict(connection.execute(now).tuples().all())
+        present: dict[str, int] = {name: count for name, count in connection.execute(now)}
     plan = latest_version(engine, journey)
     order = list(plan.nodes) if plan else []
     order += sorted(name for name in set(entries) - set(order) if name is not None)

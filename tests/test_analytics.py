@@ -325,7 +325,8 @@ class TestTimeline:
     @pytest.mark.parametrize(
         ("account", "interest", "message"),
         [
-            ("nobody", None, "unknown account 'nobody': see `journey accounts` for the ids"),
+            ("nobody", None, "unknown account 'nobody'"),
+            ("acme-corp", None, "unknown account 'acme-corp' (did you mean 'acme'?)"),
             ("initech", "ai-seeds", "account 'initech' has no buying group for the solution interest 'ai-seeds'"),
         ],
     )

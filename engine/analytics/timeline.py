@@ -16,6 +16,7 @@ from engine.analytics.errors import AnalyticsError
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.timing import utc
 from engine.db import Account, ActivityEvent, BuyingGroup, BuyingGroupMember, Person
+from engine.errors import did_you_mean
 
 
 class TimelineEntry(ReportModel):
@@ -43,7 +44,8 @@ def timeline(engine: Engine, account: str, filters: Filters, solution_interest: 
     with Session(engine) as session:
         found = session.get(Account, account)
         if found is None:
-            raise AnalyticsError(f"unknown account '{account}': see `journey accounts` for the ids")
+            known = session.execute(select(col(Account.id))).scalars().all()
+            raise AnalyticsError(f"unknown account '{account}'{did_you_mean(account, known)}")
         account_name = found.name
         groups = select(
             col(BuyingGroupMember.person_id), col(BuyingGroupMember.role), col(BuyingGroup.solution_interest_id)

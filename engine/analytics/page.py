@@ -10,6 +10,7 @@ from html import escape
 
 import plotly.graph_objects as go
 
+from engine import graph
 from engine.analytics.canvas import CanvasReport
 from engine.analytics.cohort import CohortReport
 from engine.analytics.flow import FlowReport
@@ -184,17 +185,36 @@ def _graph(report: NodesReport) -> go.Figure:
 
 
 def _layers(report: NodesReport) -> dict[str, int]:
+    """Each node's layer: the longest way to it from the start, so edges point down; edges that close a
+    loop back to an earlier node are left out of the layering."""
     successors: dict[str, list[str]] = {}
     for edge in report.edges:
         successors.setdefault(edge.source, []).append(edge.target)
     if report.start is None:
         return {}
-    depth = {report.start: 0}
+    first_seen = {report.start: 0}
     queue = deque([report.start])
     while queue:
         node = queue.popleft()
         for target in successors.get(node, []):
-            if target not in depth:
-                depth[target] = depth[node] + 1
+            if target not in first_seen:
+                first_seen[target] = first_seen[node] + 1
                 queue.append(target)
+    forward = [
+        (edge.source, edge.target)
+        for edge in report.edges
+        if not (
+            first_seen.get(edge.target, 0) <= first_seen.get(edge.source, 0)
+            and edge.source in graph.reachable(edge.target, successors)
+        )
+    ]
+    depth = dict.fromkeys(first_seen, 0)
+    for _ in range(len(depth)):  # longest path on what is now a DAG: at most one pass per node
+        changed = False
+        for source, target in forward:
+            if source in depth and depth[source] + 1 > depth.get(target, 0):
+                depth[target] = depth[source] + 1
+                changed = True
+        if not changed:
+            break
     return depth

@@ -8,7 +8,8 @@ Four accounts in January-March 2026 (UTC; 2026-01-05 is a Monday):
   created 01-20, closed won 03-02. Never in a journey.
 - initech: Dan (no buying group) fills step 2 on 01-14 and step 1 on 01-15, recorded in the opposite order
   (out of order); opp-i1 created 02-10. Walked the journey to its end, re-entered on 03-01 (at assign).
-- umbrella: a buying group with no members, a sales handoff (so opportunity handoff-1) and one email open.
+- umbrella: a buying group with no members, a sales handoff (so opportunity handoff-1), one email open, and
+  one click by zoe@umbrella.example, a person the database does not know (stored as unmatched).
 Plus one unmatched form fill from an unknown domain, which no report may count.
 """
 
@@ -77,6 +78,7 @@ EVENTS: list[tuple[str, datetime, str, str | None, str | None, dict[str, Any]]] 
     ("i2", at(1, 14, 10), "form_fill", "initech", "dan", {"form": "lead-step-2"}),
     ("i3", at(2, 10, 10), "opportunity_created", "initech", None, {"opportunity_id": "opp-i1", "stage": "qualify"}),
     ("u1", at(2, 14, 10), "email_open", "umbrella", None, {"message": "m-1"}),
+    ("u2", at(2, 14, 11), "email_click", "umbrella", "zoe", {"message": "m-1", "link": "pricing"}),
 ]
 
 # account, [(node, node type, entered, left or None, branch)]: the rows the journey workflow writes.
@@ -137,7 +139,8 @@ def load(engine: Engine) -> None:
         )
         session.flush()
         for key, when, kind, account, person, payload in EVENTS:
-            person_id = PEOPLE[person] if person else None
+            person_id = PEOPLE.get(person) if person else None
+            unmatched = account is None or (person is not None and person_id is None)
             session.add(
                 ActivityEvent(
                     key=key,
@@ -145,8 +148,8 @@ def load(engine: Engine) -> None:
                     account_id=account,
                     person_id=person_id,
                     email=f"{person}@{account}.example" if person else ("eve@nowhere.example" if not account else None),
-                    status="matched" if account else "unmatched",
-                    reason=None if account else "no account has the domain of 'eve@nowhere.example'",
+                    status="unmatched" if unmatched else "matched",
+                    reason="unknown account or person" if unmatched else None,
                     payload=payload,
                     occurred_at=when,
                 )

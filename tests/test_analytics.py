@@ -123,8 +123,12 @@ class TestCanvas:
         assert steps(report) == [(1, 100.0, 0, 100.0, None)]
 
     def test_empty_result(self, engine: Engine) -> None:
-        report = canvas(engine, selectors("email_click", "form_fill"), Container.account, NONE)
+        report = canvas(engine, selectors("person_updated", "form_fill"), Container.account, NONE)
         assert steps(report) == [(0, None, 0, None, None), (0, None, 0, None, None)]
+
+    def test_an_unknown_persons_event_counts_for_the_account_only(self, engine: Engine) -> None:
+        counted = [canvas(engine, selectors("email_click"), kind, NONE).steps[0].containers for kind in Container]
+        assert counted == [1, 1, 0, 1]  # account, buying group (account-level: no person), person, opportunity
 
     def test_date_range_and_solution_interest(self, engine: Engine) -> None:
         since = Filters(since=datetime(2026, 1, 13, tzinfo=UTC))
@@ -206,7 +210,7 @@ class TestCohort:
         assert [(r.cohort, r.counts) for r in report.rows] == [("2026-01-05", [0]), ("2026-01-12", [1])]
 
     def test_empty(self, engine: Engine) -> None:
-        report = cohort(engine, *selectors("email_click", "web_visit"), Container.account, NONE)
+        report = cohort(engine, *selectors("person_updated", "web_visit"), Container.account, NONE)
         assert report.rows == []
 
 
@@ -264,7 +268,7 @@ class TestFlow:
         assert [(p.steps, p.containers) for p in report.paths] == [([milestone.label, "intro", "wait_demo"], 2)]
 
     def test_empty(self, engine: Engine) -> None:
-        report = flow(engine, parse_selector("email_click"), Direction.starts_with, Container.account, NONE)
+        report = flow(engine, parse_selector("person_updated"), Direction.starts_with, Container.account, NONE)
         assert (report.containers, report.paths, report.links) == (0, [], [])
 
     def test_bad_dimension(self, engine: Engine) -> None:

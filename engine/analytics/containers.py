@@ -93,7 +93,9 @@ def population(container: Container, filters: Filters) -> Population:
     to every buying group and, unless it names another opportunity, to every opportunity of its account.
     """
     event_account: ColumnElement[Any] = EVENT.c.account_id
-    conditions: list[ColumnElement[bool]] = [event_account.is_not(None), col(ActivityEvent.status) == "matched"]
+    # Any event with an account counts, matched or not: an event from a person the database does not know
+    # yet (stored as unmatched) is still an interaction of that account. Events of unknown accounts have none.
+    conditions: list[ColumnElement[bool]] = [event_account.is_not(None)]
     source: FromClause = EVENT
     match container:
         case Container.account:

@@ -39,6 +39,9 @@ _EXTRA_FIELDS: dict[str, frozenset[str]] = {
     "node_entered": frozenset({"node_type", "visit", "version"}),
     "node_left": frozenset({"node_type", "visit", "version", "branch"}),
     "account_updated": frozenset({"set", "add"}),
+    # Content analytics group visits and clicks by the content's type (the seed's flow example).
+    "web_visit": frozenset({"content_type"}),
+    "email_click": frozenset({"content_type"}),
     "opportunity_created": frozenset({"opportunity_id"}),
     "opportunity_stage_changed": frozenset({"opportunity_id"}),
 }

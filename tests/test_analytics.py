@@ -122,6 +122,11 @@ class TestCanvas:
         report = canvas(engine, selectors("email_open"), Container.opportunity, NONE)
         assert steps(report) == [(1, 100.0, 0, 100.0, None)]
 
+    def test_one_event_never_counts_for_two_steps(self, engine: Engine) -> None:
+        # acme's second visit is two days and an hour after its first; globex's an hour after.
+        report = canvas(engine, selectors("web_visit", "web_visit"), Container.account, NONE)
+        assert steps(report) == [(2, 100.0, 0, 100.0, None), (2, 100.0, 0, 100.0, (2 * DAY + 3600 + 3600) / 2)]
+
     def test_empty_result(self, engine: Engine) -> None:
         report = canvas(engine, selectors("person_updated", "form_fill"), Container.account, NONE)
         assert steps(report) == [(0, None, 0, None, None), (0, None, 0, None, None)]
@@ -202,12 +207,19 @@ class TestCohort:
         ]
         assert report.inclusion == "web_visit >= 2"
 
-    def test_days_and_return_threshold(self, engine: Engine) -> None:
-        # Only globex visits twice on one day (01-12), the day it first visited.
-        report = cohort(
-            engine, *selectors("web_visit", "web_visit"), Container.account, NONE, Grain.day, 1, return_min=2
-        )
+    def test_days_and_the_inclusion_event_is_no_return(self, engine: Engine) -> None:
+        # acme's first visit includes it and is not a return: its next visit is two days later. globex
+        # visits again an hour after its first visit, the same day.
+        report = cohort(engine, *selectors("web_visit", "web_visit"), Container.account, NONE, Grain.day, 1)
         assert [(r.cohort, r.counts) for r in report.rows] == [("2026-01-05", [0]), ("2026-01-12", [1])]
+
+    @pytest.mark.parametrize(("return_min", "counts"), [(2, [2]), (3, [0])])
+    def test_return_threshold(self, engine: Engine, return_min: int, counts: list[int]) -> None:
+        # After their first form fill, acme and globex each visit twice in January; initech never.
+        report = cohort(
+            engine, *selectors("form_fill", "web_visit"), Container.account, NONE, Grain.month, 1, return_min=return_min
+        )
+        assert [(r.cohort, r.size, r.counts) for r in report.rows] == [("2026-01-01", 3, counts)]
 
     def test_empty(self, engine: Engine) -> None:
         report = cohort(engine, *selectors("person_updated", "web_visit"), Container.account, NONE)

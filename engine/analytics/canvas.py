@@ -1,22 +1,22 @@
 """Journey canvas: ordered milestones, how many containers reached each one after the previous, and how fast.
 
-A container reaches step 1 at its first matching event; it reaches step k at its first step-k event at or
-after the time it reached step k-1. Taking the earliest match at each step is what makes the count exact:
-any ordered run of matches through the steps implies this one.
+A container reaches step 1 at its first matching event; it reaches step k at its first step-k event after
+the event that reached step k-1, in log order (time, then the log's id: one event never counts for two
+steps). Taking the earliest match at each step makes the count exact: any ordered run of matches through
+the steps implies this one.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
-from sqlmodel import col
 
 from engine.analytics.containers import Container, Filters, population
+from engine.analytics.firsts import first_events
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
 from engine.analytics.timing import median_seconds, percent, utc
-from engine.db import ActivityEvent
 
 
 class CanvasStep(ReportModel):
@@ -38,20 +38,9 @@ def canvas(engine: Engine, steps: list[Selector], container: Container, filters:
     if not steps:
         raise ValueError("a canvas needs at least one step")
     people = population(container, filters)
-    occurred = col(ActivityEvent.occurred_at)
     ctes: list[CTE] = []
     for number, selector in enumerate(steps, start=1):
-        if not ctes:
-            query = people.select(people.id.label("cid"), func.min(occurred).label("t")).group_by(people.id)
-        else:
-            previous = ctes[-1]
-            query = (
-                people.select(previous.c.cid, func.min(occurred).label("t"))
-                .join_from(people.source, previous, previous.c.cid == people.id)
-                .where(occurred >= previous.c.t)
-                .group_by(previous.c.cid)
-            )
-        ctes.append(query.where(selector.condition()).cte(f"step_{number}"))
+        ctes.append(first_events(people, selector, f"step_{number}", ctes[-1] if ctes else None))
     first = ctes[0]
     joined = first
     for cte in ctes[1:]:

@@ -18,6 +18,7 @@ from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
 
 from engine.analytics.containers import EVENT, Container, Filters, Population, population
+from engine.analytics.firsts import first_events, later_than
 from engine.analytics.periods import Grain, period_start, periods_between
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
@@ -64,7 +65,7 @@ def cohort(
     returns = (
         people.select(included.c.cid, returned_period.label("period"))
         .join_from(people.source, included, included.c.cid == people.id)
-        .where(returning.condition(), occurred >= included.c.t)
+        .where(returning.condition(), later_than(included))
         .group_by(included.c.cid, returned_period)
         .having(func.count() >= return_min)
     )
@@ -99,18 +100,17 @@ def cohort(
 
 
 def _included(people: Population, inclusion: Selector, include_min: int) -> CTE:
-    """cid -> when the container met the inclusion metric (its include_min-th matching event)."""
+    """cid, t, eid of the event with which each container met the inclusion metric (its include_min-th)."""
     occurred = col(ActivityEvent.occurred_at)
     if include_min == 1:
-        query = people.select(people.id.label("cid"), func.min(occurred).label("t")).group_by(people.id)
-        return query.where(inclusion.condition()).cte("included")
+        return first_events(people, inclusion, "included")
     order = func.row_number().over(partition_by=people.id, order_by=(occurred, col(ActivityEvent.id)))
     ranked = (
-        people.select(people.id.label("cid"), occurred.label("t"), order.label("n"))
+        people.select(people.id.label("cid"), occurred.label("t"), col(ActivityEvent.id).label("eid"), order.label("n"))
         .where(inclusion.condition())
         .subquery("ranked")
     )
-    return select(ranked.c.cid, ranked.c.t).where(ranked.c.n == include_min).cte("included")
+    return select(ranked.c.cid, ranked.c.t, ranked.c.eid).where(ranked.c.n == include_min).cte("included")
 
 
 def _counts(offsets: set[int], period: int, rolling: bool) -> bool:

@@ -2,8 +2,8 @@
 
 Each container is anchored at its first milestone event. Starting with the milestone, its path is the
 milestone then the dimension values of its next `columns - 1` events; ending with it, the `columns - 1`
-events before it then the milestone. Events without a value for the dimension are skipped, and events
-at the very instant of the milestone are left out. Repeats stay in the path, so loops show; in each
+events before it then the milestone (in log order: time, then the log's id). Events without a value for
+the dimension are skipped. Repeats stay in the path, so loops show; in each
 column the `top` most frequent values keep their name and the rest become "other".
 """
 
@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from engine.analytics.containers import EVENT, PAYLOAD, Container, Filters, population
 from engine.analytics.errors import AnalyticsError
+from engine.analytics.firsts import earlier_than, first_events, later_than
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
 from engine.db import ActivityEvent
@@ -93,12 +94,7 @@ def flow(
     value, applies = dimension_value(dimension)
     people = population(container, filters)
     occurred, event_id = col(ActivityEvent.occurred_at), col(ActivityEvent.id)
-    anchor = (
-        people.select(people.id.label("cid"), func.min(occurred).label("t"))
-        .where(milestone.condition())
-        .group_by(people.id)
-        .cte("anchor")
-    )
+    anchor = first_events(people, milestone, "anchor")
     after = direction is Direction.starts_with
     order = (occurred, event_id) if after else (occurred.desc(), event_id.desc())
     ranked = (
@@ -106,7 +102,7 @@ def flow(
             anchor.c.cid, value.label("value"), func.row_number().over(partition_by=anchor.c.cid, order_by=order)
         )
         .join_from(people.source, anchor, anchor.c.cid == people.id)
-        .where(value.is_not(None), occurred > anchor.c.t if after else occurred < anchor.c.t)
+        .where(value.is_not(None), later_than(anchor) if after else earlier_than(anchor))
     )
     if applies is not None:
         ranked = ranked.where(applies)

@@ -70,9 +70,8 @@ class TestSelectors:
                 "invalid selector 'form_fill where': expected an event type, optionally 'where <expression>'",
             ),
             (
-                "form_fill where event.form is matching('^lead')",
-                "where 'event.form is matching('^lead')' cannot be computed in the database: use comparisons of "
-                "event fields with values joined by and / or / not",
+                "form_fill where event.form | shout",
+                "selector 'form_fill where event.form | shout': unknown filter 'shout'",
             ),
             (
                 "form_fill where account.industry == 'x'",
@@ -164,6 +163,29 @@ class TestCanvas:
     def test_where_clauses_in_sql(self, engine: Engine, where: str, people: int) -> None:
         report = canvas(engine, selectors(f"form_fill where {where}"), Container.person, NONE)
         assert report.steps[0].containers == people
+
+    @pytest.mark.parametrize(
+        ("where", "people"),
+        [
+            ("event.form is matching('step-2$')", 2),
+            ("event.form | upper == 'LEAD-STEP-1'", 3),
+            ("event.form is matching('^lead') and event.email != 'dan@initech.example'", 3),
+            ("event.form is matching('^demo')", 0),
+        ],
+    )
+    def test_where_clauses_sql_cannot_express_are_evaluated_on_that_event_type(
+        self, engine: Engine, where: str, people: int
+    ) -> None:
+        report = canvas(engine, selectors(f"form_fill where {where}"), Container.person, NONE)
+        assert report.steps[0].containers == people
+
+    def test_a_where_clause_failing_on_an_event_names_it(self, engine: Engine) -> None:
+        with pytest.raises(AnalyticsError) as raised:
+            canvas(engine, selectors("form_fill where event.form + 1 > 0"), Container.account, NONE)
+        assert str(raised.value) == (
+            "selector 'form_fill where event.form + 1 > 0': expression 'event.form + 1 > 0' failed: "
+            "can only concatenate str (not \"int\") to str (event 'a2')"
+        )
 
     def test_numeric_payload_field(self, engine: Engine) -> None:
         report = canvas(

@@ -57,10 +57,10 @@ class TestAnalyticsCommand:
         ("args", "code", "message"),
         [
             (
-                ["canvas", "form_fill where event.form is matching('^lead')"],
+                ["canvas", "form_fill where event.from == 'x'"],
                 1,
-                "journey: where 'event.form is matching('^lead')' cannot be computed in the database: use "
-                "comparisons of event fields with values joined by and / or / not\n",
+                "journey: selector 'form_fill where event.from == 'x'': unknown attribute 'event.from' "
+                "(did you mean 'form'?)\n",
             ),
             (
                 ["timeline", "acme", "--since", "last week"],

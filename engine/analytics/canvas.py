@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
 from engine.analytics.containers import Container, Filters, population
+from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
@@ -40,7 +41,8 @@ def canvas(engine: Engine, steps: list[Selector], container: Container, filters:
     people = population(container, filters)
     ctes: list[CTE] = []
     for number, selector in enumerate(steps, start=1):
-        ctes.append(first_events(people, selector, f"step_{number}", ctes[-1] if ctes else None))
+        step = prepared(engine, people, selector)
+        ctes.append(first_events(people, step, f"step_{number}", ctes[-1] if ctes else None))
     first = ctes[0]
     joined = first
     for cte in ctes[1:]:

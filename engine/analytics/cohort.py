@@ -18,6 +18,7 @@ from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
 
 from engine.analytics.containers import EVENT, Container, Filters, Population, population
+from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events, later_than
 from engine.analytics.periods import Grain, period_start, periods_between
 from engine.analytics.report import Report, ReportModel
@@ -57,6 +58,7 @@ def cohort(
     if periods < 1 or include_min < 1 or return_min < 1:
         raise ValueError("periods, include_min and return_min must be at least 1")
     people = population(container, filters)
+    inclusion, returning = prepared(engine, people, inclusion), prepared(engine, people, returning)
     dialect = engine.dialect.name
     occurred: ColumnElement[Any] = EVENT.c.occurred_at
     included = _included(people, inclusion, include_min)

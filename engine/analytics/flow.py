@@ -20,6 +20,7 @@ from sqlmodel import col
 
 from engine.analytics.containers import EVENT, PAYLOAD, Container, Filters, population
 from engine.analytics.errors import AnalyticsError
+from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import earlier_than, first_events, later_than
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
@@ -94,7 +95,7 @@ def flow(
     value, applies = dimension_value(dimension)
     people = population(container, filters)
     occurred, event_id = col(ActivityEvent.occurred_at), col(ActivityEvent.id)
-    anchor = first_events(people, milestone, "anchor")
+    anchor = first_events(people, prepared(engine, people, milestone), "anchor")
     after = direction is Direction.starts_with
     order = (occurred, event_id) if after else (occurred.desc(), event_id.desc())
     ranked = (

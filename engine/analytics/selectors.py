@@ -1,8 +1,9 @@
 """Event selectors: `TYPE` or `TYPE where EXPRESSION`, checked by the journey language and translated to SQL.
 
 The `where` clause is the journey language's expression syntax (engine/conditions.py) over `event`, so a
-marketer writes the same `event.form == 'demo-request'` here as in a `wait_for_event` node. It becomes a
-SQL condition on the event log (JSON paths for payload fields), so reports never load every event.
+marketer writes the same `event.form == 'demo-request'` here as in a `wait_for_event` node. Comparisons
+become SQL conditions on the event log (JSON paths for payload fields), so reports never load the events;
+the rest (regexes, filters) is evaluated in Python on that event type's rows only (evaluation.py).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import nodes
-from sqlalchemy import and_, false, not_, or_, true
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy import and_, bindparam, false, not_, or_, true
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlmodel import col
 
 from engine import conditions
@@ -51,10 +52,16 @@ _FLIPPED = {"eq": "eq", "ne": "ne", "lt": "gt", "gt": "lt", "lteq": "gteq", "gte
 
 @dataclass(frozen=True)
 class Selector:
-    """Which events count: one event type and an optional condition on the event."""
+    """Which events count: one event type and an optional condition on the event.
+
+    A `where` that SQL cannot express (a regex, a filter) is evaluated in Python by
+    engine/analytics/evaluation.py, which fills `matching_ids`; every other `where` runs in the database.
+    """
 
     type: str
     where: str | None = None
+    in_sql: bool = True
+    matching_ids: frozenset[int] | None = None
 
     @property
     def label(self) -> str:
@@ -65,7 +72,15 @@ class Selector:
         matches_type = col(ActivityEvent.type) == self.type
         if self.where is None:
             return matches_type
-        return and_(matches_type, _translate(conditions.parse(self.where), self.where))
+        if self.in_sql:
+            return and_(matches_type, _translate(conditions.parse(self.where), self.where))
+        if self.matching_ids is None:
+            raise RuntimeError(f"selector '{self.label}' must be evaluated first (engine.analytics.evaluation)")
+        if not self.matching_ids:
+            return false()
+        # Inline literals: a long list of bound parameters would hit SQLite's limit on variables.
+        ids: BindParameter[list[int]] = bindparam(None, sorted(self.matching_ids), expanding=True, literal_execute=True)
+        return and_(matches_type, col(ActivityEvent.id).in_(ids))
 
 
 def fields(event_type: str) -> frozenset[str]:
@@ -95,9 +110,11 @@ def parse_selector(text: str) -> Selector:
     problems = conditions.check(where, scope)
     if problems:
         raise SelectorError(f"selector '{text}': {'; '.join(problems)}")
-    selector = Selector(event_type, where)
-    selector.condition()  # refuse now, with the reason, what SQL cannot express
-    return selector
+    try:
+        _translate(conditions.parse(where), where)
+    except _NotInSql:
+        return Selector(event_type, where, in_sql=False)
+    return Selector(event_type, where)
 
 
 def _translate(node: nodes.Node, source: str) -> ColumnElement[bool]:
@@ -186,5 +203,9 @@ def _path(node: nodes.Node) -> list[str] | None:
     return None
 
 
-def _untranslatable(source: str, hint: str) -> SelectorError:
-    return SelectorError(f"where '{source}' cannot be computed in the database: {hint}")
+class _NotInSql(Exception):
+    """The expression is valid but has no SQL translation here; it is evaluated in Python instead."""
+
+
+def _untranslatable(source: str, hint: str) -> _NotInSql:
+    return _NotInSql(f"where '{source}' has no SQL translation: {hint}")

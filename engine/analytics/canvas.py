@@ -8,7 +8,9 @@ the steps implies this one.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import literal, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
@@ -43,20 +45,20 @@ def canvas(engine: Engine, steps: list[Selector], container: Container, filters:
     for number, selector in enumerate(steps, start=1):
         step = prepared(engine, people, selector)
         ctes.append(first_events(people, step, f"step_{number}", ctes[-1] if ctes else None))
-    first = ctes[0]
-    joined = first
-    for cte in ctes[1:]:
-        joined = joined.outerjoin(cte, cte.c.cid == first.c.cid)  # type: ignore[assignment]
+    # One row per (step, container) reached, stacked rather than joined: joining the step CTEs makes
+    # PostgreSQL guess one row each and compare every container with every other.
+    reached = union_all(*(select(literal(index).label("step"), cte.c.cid, cte.c.t) for index, cte in enumerate(ctes)))
+    times: dict[str, dict[int, datetime]] = {}
     with engine.connect() as connection:
-        rows = connection.execute(select(*(cte.c.t for cte in ctes)).select_from(joined)).all()
+        for index, cid, moment in connection.execute(reached):
+            times.setdefault(cid, {})[index] = utc(moment)
     counts = [0] * len(steps)
     gaps: list[list[float]] = [[] for _ in steps]
-    for row in rows:
-        times = [utc(value) for value in row if value is not None]
-        for index, reached in enumerate(times):
+    for by_step in times.values():
+        for index, moment in by_step.items():
             counts[index] += 1
             if index:
-                gaps[index].append((reached - times[index - 1]).total_seconds())
+                gaps[index].append((moment - by_step[index - 1]).total_seconds())
     result = []
     for index, selector in enumerate(steps):
         before = counts[index - 1] if index else counts[0]

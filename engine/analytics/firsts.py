@@ -7,8 +7,6 @@ the earliest time per container, then the smallest id at that time.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import and_, func, or_
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
@@ -31,16 +29,26 @@ def earlier_than(anchor: CTE) -> ColumnElement[bool]:
 def first_events(people: Population, selector: Selector, name: str, after: CTE | None = None) -> CTE:
     """cid, t, eid of each container's first event matching `selector` (after its event in `after`, if given)."""
     occurred, event_id = EVENT.c.occurred_at, EVENT.c.id
-    container: ColumnElement[Any] = people.id if after is None else after.c.cid
-    earliest = people.select(container.label("cid"), func.min(occurred).label("t")).where(selector.condition())
-    if after is not None:
-        earliest = earliest.join_from(people.source, after, after.c.cid == people.id).where(later_than(after))
-    times = earliest.group_by(container).cte(f"{name}_time")
+    if after is None:
+        earliest = people.select(people.id.label("cid"), func.min(occurred).label("t")).group_by(people.id)
+        times = earliest.where(selector.condition()).cte(f"{name}_time")
+        chosen = people.select(times.c.cid, times.c.t, func.min(event_id).label("eid"))
+        chosen = chosen.join_from(people.source, times, and_(times.c.cid == people.id, occurred == times.c.t))
+        return chosen.where(selector.condition()).group_by(times.c.cid, times.c.t).cte(name)
+    # The previous event's (t, eid) travel along, so the second pass needs no second join with `after`.
+    earliest = (
+        people.select(
+            after.c.cid, func.min(occurred).label("t"), after.c.t.label("after_t"), after.c.eid.label("after_eid")
+        )
+        .join_from(people.source, after, after.c.cid == people.id)
+        .where(selector.condition(), later_than(after))
+        .group_by(after.c.cid, after.c.t, after.c.eid)
+    )
+    times = earliest.cte(f"{name}_time")
     chosen = (
         people.select(times.c.cid, times.c.t, func.min(event_id).label("eid"))
         .join_from(people.source, times, and_(times.c.cid == people.id, occurred == times.c.t))
-        .where(selector.condition())
+        .where(selector.condition(), or_(occurred > times.c.after_t, event_id > times.c.after_eid))
+        .group_by(times.c.cid, times.c.t)
     )
-    if after is not None:
-        chosen = chosen.join(after, after.c.cid == times.c.cid).where(later_than(after))
-    return chosen.group_by(times.c.cid, times.c.t).cte(name)
+    return chosen.cte(name)

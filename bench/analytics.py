@@ -185,6 +185,10 @@ def main() -> None:
             "flow (event types leading to a demo request, 5 columns)",
             lambda: flow(engine, milestone, Direction.ends_with, Container.account, everything, "type", 5, 5),
         )
+        timed(
+            "cohort (first form fill -> web visits, by week)",
+            lambda: cohort(engine, parse_selector("form_fill"), steps[0], Container.account, everything, Grain.week, 8),
+        )
         timed("canvas (2 steps, people)", lambda: canvas(engine, steps[:2], Container.person, everything))
         timed("timeline of one account", lambda: timeline(engine, "a42", everything))
         print(

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
 from engine.analytics.containers import Container, Filters, population
+from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events
 from engine.analytics.report import Report, ReportModel
@@ -39,7 +40,7 @@ class CanvasReport(Report):
 
 def canvas(engine: Engine, steps: list[Selector], container: Container, filters: Filters) -> CanvasReport:
     if not steps:
-        raise ValueError("a canvas needs at least one step")
+        raise AnalyticsError("a canvas needs at least one step: an event selector such as form_fill")
     people = population(container, filters)
     ctes: list[CTE] = []
     for number, selector in enumerate(steps, start=1):

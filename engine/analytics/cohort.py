@@ -18,6 +18,7 @@ from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
 
 from engine.analytics.containers import EVENT, Container, Filters, Population, population
+from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events, later_than
 from engine.analytics.periods import Grain, period_start, periods_between
@@ -56,7 +57,7 @@ def cohort(
     rolling: bool = False,
 ) -> CohortReport:
     if periods < 1 or include_min < 1 or return_min < 1:
-        raise ValueError("periods, include_min and return_min must be at least 1")
+        raise AnalyticsError("periods, include_min and return_min must be at least 1")
     people = population(container, filters)
     inclusion, returning = prepared(engine, people, inclusion), prepared(engine, people, returning)
     dialect = engine.dialect.name
@@ -76,9 +77,11 @@ def cohort(
         offsets: dict[str, set[int]] = {}
         for cid, start in connection.execute(returns):
             offsets.setdefault(cid, set()).add(periods_between(cohort_of[cid], date.fromisoformat(start), grain))
+    by_cohort: dict[date, list[str]] = {}
+    for cid, start in cohort_of.items():
+        by_cohort.setdefault(start, []).append(cid)
     rows = []
-    for start in sorted(set(cohort_of.values())):
-        cids = [cid for cid, first in cohort_of.items() if first == start]
+    for start, cids in sorted(by_cohort.items()):
         counts = [
             sum(1 for cid in cids if _counts(offsets.get(cid, set()), period, rolling)) for period in range(periods)
         ]

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from engine import catalog, cli_operators, cli_runtime, render, runtime
+from engine.analytics import cli as analytics_cli
 from engine.model import BuyingGroupsFile, JourneyFile, ServicesFile
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ db_app = typer.Typer(
     help="The journey database (SQLite under .journey/ or JOURNEY_DATABASE_URL).", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+app.add_typer(analytics_cli.app, name="analytics")
 out = Console()
 
 EXIT_PROBLEMS = 1

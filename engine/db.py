@@ -126,6 +126,8 @@ class ActivityEvent(SQLModel, table=True):
     __table_args__ = (
         Index("ix_activity_event_account_time", "account_id", "occurred_at"),
         Index("ix_activity_event_type_time", "type", "occurred_at"),
+        # Analytics: each report step reads one event type per account in time order (engine/analytics/).
+        Index("ix_activity_event_type_account_time", "type", "account_id", "occurred_at"),
         Index("ix_activity_event_journey_node", "journey_id", "node_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -212,3 +214,7 @@ def database(url: str | None = None) -> Iterator[Engine]:
 def init_db(engine: Engine) -> None:
     """Create every table and index that is missing; running it again changes nothing."""
     SQLModel.metadata.create_all(engine)
+    # create_all skips the indexes of tables that already exist: add those declared since (e.g. analytics').
+    for table in SQLModel.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)

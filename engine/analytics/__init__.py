@@ -1,0 +1,1 @@
+"""Account analytics over the event log: canvas, cohort, flow, node counts and the account timeline."""

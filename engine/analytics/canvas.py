@@ -1,0 +1,77 @@
+"""Journey canvas: ordered milestones, how many containers reached each one after the previous, and how fast.
+
+A container reaches step 1 at its first matching event; it reaches step k at its first step-k event after
+the event that reached step k-1, in log order (time, then the log's id: one event never counts for two
+steps). Taking the earliest match at each step makes the count exact: any ordered run of matches through
+the steps implies this one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import literal, select, union_all
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.selectable import CTE
+
+from engine.analytics.containers import Container, Filters, population
+from engine.analytics.errors import AnalyticsError
+from engine.analytics.evaluation import prepared
+from engine.analytics.firsts import first_events
+from engine.analytics.report import Report, ReportModel
+from engine.analytics.selectors import Selector
+from engine.analytics.timing import median_seconds, percent, utc
+
+
+class CanvasStep(ReportModel):
+    step: int
+    label: str
+    containers: int
+    conversion_pct: float | None  # of the previous step's containers (of step 1's for step 1: 100)
+    fallout: int  # containers of the previous step that never reached this one
+    overall_pct: float | None  # of step 1's containers
+    median_seconds_from_previous: float | None
+
+
+class CanvasReport(Report):
+    report: str = "canvas"
+    steps: list[CanvasStep]
+
+
+def canvas(engine: Engine, steps: list[Selector], container: Container, filters: Filters) -> CanvasReport:
+    if not steps:
+        raise AnalyticsError("a canvas needs at least one step: an event selector such as form_fill")
+    people = population(container, filters)
+    ctes: list[CTE] = []
+    for number, selector in enumerate(steps, start=1):
+        step = prepared(engine, people, selector)
+        ctes.append(first_events(people, step, f"step_{number}", ctes[-1] if ctes else None))
+    # One row per (step, container) reached, stacked rather than joined: joining the step CTEs makes
+    # PostgreSQL guess one row each and compare every container with every other.
+    reached = union_all(*(select(literal(index).label("step"), cte.c.cid, cte.c.t) for index, cte in enumerate(ctes)))
+    times: dict[str, dict[int, datetime]] = {}
+    with engine.connect() as connection:
+        for index, cid, moment in connection.execute(reached):
+            times.setdefault(cid, {})[index] = utc(moment)
+    counts = [0] * len(steps)
+    gaps: list[list[float]] = [[] for _ in steps]
+    for by_step in times.values():
+        for index, moment in by_step.items():
+            counts[index] += 1
+            if index:
+                gaps[index].append((moment - by_step[index - 1]).total_seconds())
+    result = []
+    for index, selector in enumerate(steps):
+        before = counts[index - 1] if index else counts[0]
+        result.append(
+            CanvasStep(
+                step=index + 1,
+                label=selector.label,
+                containers=counts[index],
+                conversion_pct=percent(counts[index], before),
+                fallout=before - counts[index],
+                overall_pct=percent(counts[index], counts[0]),
+                median_seconds_from_previous=median_seconds(gaps[index]),
+            )
+        )
+    return CanvasReport(container=container, filters=filters.describe(), steps=result)

@@ -1,0 +1,146 @@
+"""Containers: what a report counts (account, buying group, person, opportunity), and the report filters.
+
+A `Population` is the event log seen through one container: each matched event joined to the
+container(s) it belongs to, narrowed by the filters. Reports select from it with their own conditions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import String, Table, and_, cast, exists, func, literal, or_, select, union
+from sqlalchemy.sql import Select
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
+from sqlmodel import col
+
+from engine.analytics.selectors import OPPORTUNITY_TYPES
+from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff
+
+
+class Container(StrEnum):
+    account = "account"
+    buying_group = "buying_group"
+    person = "person"
+    opportunity = "opportunity"
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Optional narrowing shared by every report; `since` is inclusive, `until` exclusive."""
+
+    journey: str | None = None
+    solution_interest: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The filters that are set, for a report's header and its JSON."""
+        return {
+            name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in vars(self).items()
+            if value is not None
+        }
+
+
+@dataclass(frozen=True)
+class Population:
+    container: Container
+    id: ColumnElement[Any]  # the container's id for each event row
+    source: FromClause
+    conditions: tuple[ColumnElement[bool], ...]
+
+    def select(self, *columns: Any) -> Select[Any]:
+        return select(*columns).select_from(self.source).where(*self.conditions)
+
+
+EVENT: Table = ActivityEvent.__table__  # type: ignore[attr-defined]
+PAYLOAD = col(ActivityEvent.payload)
+
+
+def opportunity_of_event() -> ColumnElement[Any]:
+    """The opportunity an event names (`payload.opportunity_id`, or `payload.opportunity` as the language has it)."""
+    return func.coalesce(PAYLOAD["opportunity_id"].as_string(), PAYLOAD["opportunity"].as_string())
+
+
+def opportunities() -> FromClause:
+    """Every opportunity: ids named by opportunity events, and `handoff-<id>` for each sales handoff whose
+    account has no opportunity event yet (the CRM has not reported the opportunity the handoff opened)."""
+    named = select(opportunity_of_event().label("id"), col(ActivityEvent.account_id).label("account_id")).where(
+        col(ActivityEvent.type).in_(OPPORTUNITY_TYPES),
+        col(ActivityEvent.account_id).is_not(None),
+        opportunity_of_event().is_not(None),
+    )
+    has_events = (
+        select(literal(1))
+        .where(col(ActivityEvent.account_id) == col(Handoff.account_id), col(ActivityEvent.type).in_(OPPORTUNITY_TYPES))
+        .correlate(Handoff)
+    )
+    handoffs: Select[Any] = select(  # type: ignore[assignment]  # the literal+cast id confuses the stubs
+        (literal("handoff-") + cast(col(Handoff.id), String)).label("id"), col(Handoff.account_id).label("account_id")
+    ).where(~exists(has_events))
+    return union(named, handoffs).subquery("opportunity")
+
+
+def population(container: Container, filters: Filters) -> Population:
+    """The matched events with the id of the container each belongs to, narrowed by `filters`.
+
+    A person's event belongs to their account, to each buying group of the account they are a member of,
+    and to each opportunity of the account; an account-level event (journey steps, opportunities) belongs
+    to every buying group and, unless it names another opportunity, to every opportunity of its account.
+    """
+    event_account: ColumnElement[Any] = EVENT.c.account_id
+    # Any event with an account counts, matched or not: an event from a person the database does not know
+    # yet (stored as unmatched) is still an interaction of that account. Events of unknown accounts have none.
+    conditions: list[ColumnElement[bool]] = [event_account.is_not(None)]
+    source: FromClause = EVENT
+    match container:
+        case Container.account:
+            container_id: ColumnElement[Any] = event_account
+        case Container.person:
+            container_id = cast(col(ActivityEvent.person_id), String)
+            conditions.append(col(ActivityEvent.person_id).is_not(None))
+        case Container.buying_group:
+            group = BuyingGroup.__table__  # type: ignore[attr-defined]
+            source = EVENT.join(group, group.c.account_id == event_account)
+            container_id = group.c.account_id + literal("/") + group.c.solution_interest_id
+            member = select(literal(1)).where(
+                col(BuyingGroupMember.buying_group_id) == group.c.id,
+                col(BuyingGroupMember.person_id) == col(ActivityEvent.person_id),
+            )
+            conditions.append(or_(col(ActivityEvent.person_id).is_(None), exists(member)))
+            if filters.solution_interest:
+                conditions.append(group.c.solution_interest_id == filters.solution_interest)
+        case Container.opportunity:
+            opportunity = opportunities()
+            source = EVENT.join(opportunity, opportunity.c.account_id == event_account)
+            container_id = opportunity.c.id
+            named = opportunity_of_event()
+            conditions.append(or_(named.is_(None), named == opportunity.c.id))
+    if filters.solution_interest and container is not Container.buying_group:
+        conditions.append(
+            event_account.in_(
+                select(col(BuyingGroup.account_id)).where(
+                    col(BuyingGroup.solution_interest_id) == filters.solution_interest
+                )
+            )
+        )
+    if filters.journey:
+        entered = select(event_account).where(
+            col(ActivityEvent.journey_id) == filters.journey, col(ActivityEvent.type) == "node_entered"
+        )
+        # Events of the journey's accounts; steps of other journeys are left out.
+        conditions.append(
+            and_(
+                event_account.in_(entered),
+                or_(col(ActivityEvent.journey_id).is_(None), col(ActivityEvent.journey_id) == filters.journey),
+            )
+        )
+    if filters.since:
+        conditions.append(col(ActivityEvent.occurred_at) >= filters.since)
+    if filters.until:
+        conditions.append(col(ActivityEvent.occurred_at) < filters.until)
+    return Population(container, container_id, source, tuple(conditions))

@@ -1,0 +1,107 @@
+"""Node counts of one journey, as a journey tool shows them on its canvas: for each node, the accounts that
+entered it, how many entries that was (loops enter again), the accounts there now, and the accounts that
+left by each branch. Read from the `node_entered` / `node_left` rows the journey workflow writes.
+
+An account is at a node now when its latest step in the journey (by time, then log order) entered that
+node: it has not left it yet. Counts cover every version; the graph drawn is the latest published one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from engine.analytics.containers import EVENT, PAYLOAD, Filters
+from engine.analytics.report import Report, ReportModel
+from engine.db import ActivityEvent
+from engine.publish import latest_version
+
+ENDED = "(ended)"  # the branch of a node_left with no way on: the journey ended there
+
+
+class NodeCount(ReportModel):
+    node: str
+    type: str | None
+    entered: int  # accounts
+    entries: int  # visits, loops included
+    now: int  # accounts at the node now
+    left: dict[str, int]  # branch -> accounts that left by it
+
+
+class GraphEdge(ReportModel):
+    source: str
+    target: str
+    label: str
+
+
+class NodesReport(Report):
+    report: str = "nodes"
+    journey: str
+    version: str | None  # of the graph drawn
+    start: str | None
+    nodes: list[NodeCount]
+    edges: list[GraphEdge]
+
+
+def node_counts(engine: Engine, journey: str, filters: Filters) -> NodesReport:
+    steps = [col(ActivityEvent.journey_id) == journey, col(ActivityEvent.account_id).is_not(None)]
+    if filters.since:
+        steps.append(col(ActivityEvent.occurred_at) >= filters.since)
+    if filters.until:
+        steps.append(col(ActivityEvent.occurred_at) < filters.until)
+    node, account, kind = EVENT.c.node_id, EVENT.c.account_id, EVENT.c.type
+    entered = (
+        select(node, func.count(distinct(account)), func.count()).where(*steps, kind == "node_entered").group_by(node)
+    )
+    branch = PAYLOAD["branch"].as_string()
+    left = select(node, branch, func.count(distinct(account))).where(*steps, kind == "node_left").group_by(node, branch)
+    latest = func.row_number().over(
+        partition_by=account, order_by=[col(ActivityEvent.occurred_at).desc(), col(ActivityEvent.id).desc()]
+    )
+    last_steps = (
+        select(node.label("node"), kind.label("kind"), latest.label("n"))
+        .where(*steps, kind.in_(("node_entered", "node_left")))
+        .subquery("last_step")
+    )
+    now = (
+        select(last_steps.c.node, func.count())
+        .where(last_steps.c.n == 1, last_steps.c.kind == "node_entered")
+        .group_by(last_steps.c.node)
+    )
+    with engine.connect() as connection:
+        entries: dict[str, tuple[int, int]] = {
+            name: (accounts, visits) for name, accounts, visits in connection.execute(entered)
+        }
+        exits: dict[str, dict[str, int]] = {}
+        for name, how, accounts in connection.execute(left):
+            exits.setdefault(name, {})[how or ENDED] = accounts
+        present: dict[str, int] = {name: count for name, count in connection.execute(now)}
+    plan = latest_version(engine, journey)
+    order = list(plan.nodes) if plan else []
+    order += sorted(name for name in set(entries) - set(order) if name is not None)
+    counts = [
+        NodeCount(
+            node=name,
+            type=plan.nodes[name].type if plan and name in plan.nodes else None,
+            entered=entries.get(name, (0, 0))[0],
+            entries=entries.get(name, (0, 0))[1],
+            now=present.get(name, 0),
+            left=dict(sorted(exits.get(name, {}).items())),
+        )
+        for name in order
+    ]
+    edges = [
+        GraphEdge(source=source, target=edge.target, label=edge.label)
+        for source, outs in (plan.edges.items() if plan else ())
+        for edge in outs
+    ]
+    return NodesReport(
+        container="account",
+        filters={"journey": journey, **filters.describe()},
+        journey=journey,
+        version=plan.version if plan else None,
+        start=plan.start if plan else None,
+        nodes=counts,
+        edges=edges,
+    )

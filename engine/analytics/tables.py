@@ -1,0 +1,140 @@
+"""Each report as plain tables (title, columns, rows of values): printed by the CLI, written into the pages.
+
+One source for both, so the numbers a terminal shows and the numbers under a chart cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.analytics.canvas import CanvasReport
+from engine.analytics.cohort import CohortReport
+from engine.analytics.flow import FlowReport
+from engine.analytics.nodes import NodesReport
+from engine.analytics.report import Report
+from engine.analytics.timeline import TimelineReport
+
+Value = str | int | float | None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str  # a stable id, e.g. "steps"
+    title: str
+    columns: list[str]
+    rows: list[list[Value]]
+
+
+def tables(report: Report) -> list[Table]:
+    match report:
+        case CanvasReport():
+            return [_canvas(report)]
+        case CohortReport():
+            return [_cohort(report)]
+        case FlowReport():
+            return _flow(report)
+        case NodesReport():
+            return [_nodes(report)]
+        case TimelineReport():
+            return [_timeline(report)]
+    raise TypeError(f"no table for {type(report).__name__}")
+
+
+def _canvas(report: CanvasReport) -> Table:
+    return Table(
+        "steps",
+        f"Journey canvas ({report.container}s)",
+        ["step", "milestone", "containers", "conversion %", "fallout", "overall %", "median seconds from previous"],
+        [
+            [
+                s.step,
+                s.label,
+                s.containers,
+                s.conversion_pct,
+                s.fallout,
+                s.overall_pct,
+                s.median_seconds_from_previous,
+            ]
+            for s in report.steps
+        ],
+    )
+
+
+def _cohort(report: CohortReport) -> Table:
+    periods = max((len(row.counts) for row in report.rows), default=0)
+    columns = ["cohort", "size"]
+    for period in range(periods):
+        columns += [f"{report.grain} {period}", f"{report.grain} {period} %"]
+    rows: list[list[Value]] = []
+    for row in report.rows:
+        cells: list[Value] = [row.cohort, row.size]
+        for count, share in zip(row.counts, row.percents, strict=True):
+            cells += [count, share]
+        rows.append(cells)
+    rolling = ", rolling" if report.rolling else ""
+    title = f"Cohorts by {report.grain}: {report.inclusion}, returning {report.returning}{rolling}"
+    return Table("cohorts", title, columns, rows)
+
+
+def _flow(report: FlowReport) -> list[Table]:
+    where = "after" if report.direction == "starts_with" else "before"
+    links = Table(
+        "links",
+        f"Flow of {report.dimension} {where} {report.milestone} ({report.containers} {report.container}s)",
+        ["column", "from", "to", "containers"],
+        [[link.column, link.source, link.target, link.containers] for link in report.links],
+    )
+    paths = Table(
+        "paths",
+        "Most frequent paths",
+        ["path", "containers"],
+        [[" → ".join(path.steps), path.containers] for path in report.paths],
+    )
+    return [links, paths]
+
+
+def _nodes(report: NodesReport) -> Table:
+    return Table(
+        "nodes",
+        f"Journey {report.journey}" + (f" (graph of version {report.version})" if report.version else ""),
+        ["node", "type", "entered", "entries", "now", "left by branch"],
+        [
+            [
+                n.node,
+                n.type,
+                n.entered,
+                n.entries,
+                n.now,
+                ", ".join(f"{branch}: {count}" for branch, count in n.left.items()),
+            ]
+            for n in report.nodes
+        ],
+    )
+
+
+def _timeline(report: TimelineReport) -> Table:
+    who = report.buying_group or report.account
+    return Table(
+        "entries",
+        f"Timeline of {who} ({report.account_name})",
+        ["when", "type", "person", "email", "roles", "journey", "node", "detail"],
+        [
+            [_when(e.occurred_at), e.type, e.person, e.email, ", ".join(e.roles), e.journey, e.node, e.detail]
+            for e in report.entries
+        ],
+    )
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def display(value: Any) -> str:
+    """How a cell reads: empty for missing, integers without '.0'."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,178 @@
+"""The analytics pages over HTTP: `router` serves GET /analytics/{canvas,cohort,flow,nodes,timeline}.
+
+Query parameters mirror the CLI options; `?format=json` returns the report's JSON instead of the page.
+The service mounting the router may override `analytics_engine` to share its own database engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from sqlalchemy.engine import Engine
+
+from engine.analytics import page
+from engine.analytics.canvas import canvas
+from engine.analytics.cli import parse_moment
+from engine.analytics.cohort import cohort
+from engine.analytics.containers import Container, Filters
+from engine.analytics.errors import AnalyticsError
+from engine.analytics.flow import Direction, flow
+from engine.analytics.nodes import node_counts
+from engine.analytics.periods import Grain
+from engine.analytics.report import Report
+from engine.analytics.selectors import parse_selector
+from engine.analytics.timeline import timeline
+from engine.db import init_db, make_engine
+
+router = APIRouter(prefix="/analytics", tags=["analytics"])
+
+
+class Format(StrEnum):
+    html = "html"
+    json = "json"
+
+
+@lru_cache(maxsize=1)
+def analytics_engine() -> Engine:
+    """The database of JOURNEY_DATABASE_URL (or .journey/), opened once per process."""
+    engine = make_engine()
+    init_db(engine)
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(analytics_engine)]
+ContainerQ = Annotated[Container, Query(description="what to count")]
+Text = Annotated[str | None, Query()]
+FormatQ = Annotated[Format, Query(description="html (the page) or json")]
+
+
+def _filters(journey: str | None, interest: str | None, since: str | None, until: str | None) -> Filters:
+    return Filters(journey, interest, parse_moment(since, "since"), parse_moment(until, "until"))
+
+
+def _respond(build: Callable[[], Report], format_: Format) -> Response:
+    """The page or the JSON; a mistake in the request is a 400 whose detail says what to change."""
+    try:
+        report = build()
+    except AnalyticsError as error:
+        raise HTTPException(status_code=400, detail=str(error)) from None
+    if format_ is Format.json:
+        return JSONResponse(report.as_json())
+    return HTMLResponse(page.render(report))
+
+
+@router.get("/canvas")
+def canvas_page(
+    engine: EngineDep,
+    step: Annotated[list[str], Query(description="milestones in order; repeat the parameter")],
+    container: ContainerQ = Container.account,
+    journey: Text = None,
+    solution_interest: Text = None,
+    since: Text = None,
+    until: Text = None,
+    format: FormatQ = Format.html,
+) -> Response:
+    return _respond(
+        lambda: canvas(
+            engine, [parse_selector(s) for s in step], container, _filters(journey, solution_interest, since, until)
+        ),
+        format,
+    )
+
+
+@router.get("/cohort")
+def cohort_page(
+    engine: EngineDep,
+    include: Annotated[str, Query(description="inclusion metric")],
+    returning: Annotated[str, Query(alias="return", description="return metric")],
+    include_min: Annotated[int, Query(ge=1)] = 1,
+    return_min: Annotated[int, Query(ge=1)] = 1,
+    grain: Grain = Grain.month,
+    periods: Annotated[int, Query(ge=1, le=120)] = 6,
+    rolling: bool = False,
+    container: ContainerQ = Container.account,
+    journey: Text = None,
+    solution_interest: Text = None,
+    since: Text = None,
+    until: Text = None,
+    format: FormatQ = Format.html,
+) -> Response:
+    return _respond(
+        lambda: cohort(
+            engine,
+            parse_selector(include),
+            parse_selector(returning),
+            container,
+            _filters(journey, solution_interest, since, until),
+            grain,
+            periods,
+            include_min,
+            return_min,
+            rolling,
+        ),
+        format,
+    )
+
+
+@router.get("/flow")
+def flow_page(
+    engine: EngineDep,
+    starts_with: Text = None,
+    ends_with: Text = None,
+    dimension: str = "type",
+    columns: Annotated[int, Query(ge=2, le=20)] = 5,
+    top: Annotated[int, Query(ge=1, le=50)] = 5,
+    container: ContainerQ = Container.account,
+    journey: Text = None,
+    solution_interest: Text = None,
+    since: Text = None,
+    until: Text = None,
+    format: FormatQ = Format.html,
+) -> Response:
+    if (starts_with is None) == (ends_with is None):
+        raise HTTPException(status_code=400, detail="give exactly one of starts_with and ends_with")
+    direction = Direction.starts_with if starts_with is not None else Direction.ends_with
+    milestone = starts_with if starts_with is not None else ends_with
+    assert milestone is not None
+    return _respond(
+        lambda: flow(
+            engine,
+            parse_selector(milestone),
+            direction,
+            container,
+            _filters(journey, solution_interest, since, until),
+            dimension,
+            columns,
+            top,
+        ),
+        format,
+    )
+
+
+@router.get("/nodes")
+def nodes_page(
+    engine: EngineDep,
+    journey: Annotated[str, Query(description="the journey's id")],
+    since: Text = None,
+    until: Text = None,
+    format: FormatQ = Format.html,
+) -> Response:
+    return _respond(lambda: node_counts(engine, journey, _filters(None, None, since, until)), format)
+
+
+@router.get("/timeline")
+def timeline_page(
+    engine: EngineDep,
+    account: Annotated[str, Query(description="the account's id")],
+    solution_interest: Text = None,
+    journey: Text = None,
+    since: Text = None,
+    until: Text = None,
+    format: FormatQ = Format.html,
+) -> Response:
+    return _respond(lambda: timeline(engine, account, _filters(journey, None, since, until), solution_interest), format)

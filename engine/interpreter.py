@@ -65,6 +65,9 @@ EMAIL_RETRY = RetryPolicy(
 )
 
 
+_UNSET = object()
+
+
 class _Exit:
     """Where a node sends the account: the branch's name and its target."""
 
@@ -85,6 +88,7 @@ class JourneyWorkflow:
         # An operator's skip or cancel: the exit the account takes instead of its node's own.
         self._interrupt: _Exit | None = None
         self._cancelled: str | None = None
+        self._shown: dict[str, object] = {}  # search attributes as last written by this run
 
     # --- messages ------------------------------------------------------------------------------------
 
@@ -131,12 +135,6 @@ class JourneyWorkflow:
         if not state.account:
             state = state.model_copy(update={"account": await self._load_account()})
         self._state = state
-        self._show(
-            visibility.JOURNEY_ID.value_set(plan.journey),
-            visibility.JOURNEY_VERSION.value_set(plan.version),
-            visibility.ACCOUNT_ID.value_set(journey.account_id),
-            visibility.ACCOUNT_NAME.value_set(str(state.account.get("name") or journey.account_id)),
-        )
         while True:
             node = plan.nodes[self._state.position]
             visit, fresh = self._enter(node)
@@ -176,13 +174,18 @@ class JourneyWorkflow:
     def _enter(self, node: NodeBase) -> tuple[int, bool]:
         """(visit number, fresh): a fresh visit is counted and starts listening; resuming inside the node
         after continue-as-new keeps the visit, the inbox and the time the account entered."""
-        state = self._current()
-        self._show(
+        state, plan = self._current(), self._plan()
+        self._show_waiting(
+            node,
+            details.waiting_for(node),
+            visibility.JOURNEY_ID.value_set(plan.journey),
+            visibility.JOURNEY_VERSION.value_set(plan.version),
+            visibility.ACCOUNT_ID.value_set(self._input_().account_id),
+            visibility.ACCOUNT_NAME.value_set(str(state.account.get("name") or self._input_().account_id)),
             visibility.NODE.value_set(node.id),
             visibility.NODE_TYPE.value_set(node.type),
             visibility.NODE_SINCE.value_set(state.entered_at),
         )
-        self._show_waiting(node, details.waiting_for(node))
         if state.resumed:
             self._state = state.model_copy(update={"resumed": False})
             return state.visits.get(node.id, 1), False
@@ -634,13 +637,17 @@ class JourneyWorkflow:
     # --- what operators see ---------------------------------------------------------------------------
 
     def _show(self, *updates: SearchAttributeUpdate[Any]) -> None:
-        if workflow.patched(VISIBILITY_PATCH):
-            workflow.upsert_search_attributes(list(updates))
+        """Upsert the attributes whose value changed, in one command: each write is a history event and a
+        visibility row, so unchanged values are not written again."""
+        changed = [update for update in updates if self._shown.get(update.key.name, _UNSET) != update.value]
+        if changed and workflow.patched(VISIBILITY_PATCH):
+            workflow.upsert_search_attributes(changed)
+            self._shown.update((update.key.name, update.value) for update in changed)
 
-    def _show_waiting(self, node: NodeBase, waiting: str) -> None:
+    def _show_waiting(self, node: NodeBase, waiting: str, *more: SearchAttributeUpdate[Any]) -> None:
         """What the account waits for, as a search attribute and in the UI's current details."""
         state = self._current()
-        self._show(visibility.WAITING_FOR.value_set(waiting))
+        self._show(visibility.WAITING_FOR.value_set(waiting), *more)
         workflow.set_current_details(
             details.current_details(
                 self._plan(),

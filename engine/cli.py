@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from engine import catalog, cli_runtime, render
+from engine import catalog, cli_runtime, cli_service, render
 from engine.model import BuyingGroupsFile, JourneyFile, ServicesFile
 
 app = typer.Typer(
@@ -153,6 +153,7 @@ app.command("handoffs")(cli_runtime.handoffs_command)
 app.command("scores")(cli_runtime.scores_command)
 app.command("assign-role")(cli_runtime.assign_role_command)
 app.command("move-stage")(cli_runtime.move_stage_command)
+cli_service.register(app)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -259,7 +260,7 @@ class TestEmailLinks:
     """Tracking and unsubscribe tokens: a good one records once; a forged or altered one is refused (403)
     and records nothing; a click goes only to the link that was signed."""
 
-    DATA = {
+    DATA: ClassVar[dict[str, object]] = {
         "m": "journey/j/acme-corp/run/intro/1/1",
         "a": "acme-corp",
         "j": "j",

@@ -12,14 +12,15 @@ from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from email.policy import default
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from service_support import event, log_row
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import SmtpInbox, add_account, add_person, write_journey
-from temporalio.client import Client
+from support import SmtpInbox, add_account, add_person, wait_for_state, write_journey
+from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import SmtpDelivery
@@ -44,7 +45,9 @@ def _link(env: WorkflowEnvironment) -> TemporalLink:
     return TemporalLink(connect)
 
 
-async def _start(env: WorkflowEnvironment, db: Engine, plan: Plan, task_queue: str) -> object:
+async def _start(
+    env: WorkflowEnvironment, db: Engine, plan: Plan, task_queue: str
+) -> WorkflowHandle[Any, JourneyResult]:
     publish.store_version(db, plan)  # the relay signals the journeys that have been published
     return await env.client.start_workflow(
         "Journey",
@@ -88,10 +91,11 @@ class TestRelay:
             httpx.AsyncClient(base_url=url) as http,
         ):
             handle = await _start(dev_env, db, plan, task_queue)
+            await wait_for_state(handle, lambda state: state["listening"])  # events before the wait are not for it
             fill = event("relay-fill-1", type_="form_fill", payload={"form": "demo-request"})
             answer = await http.post("/v1/events", json=fill, headers={"authorization": f"Bearer {key}"})
             assert answer.json()["accepted"] == 1
-            result = await asyncio.wait_for(handle.result(), timeout=30)  # type: ignore[attr-defined]
+            result = await asyncio.wait_for(handle.result(), timeout=30)
             health = (await http.get("/healthz")).json()
         assert result.ended_at == "converted"
         row = log_row(db, "relay-fill-1")
@@ -197,12 +201,13 @@ class TestTrackedEmail:
 
             opened = await http.get(pixel.group(1))
             assert (opened.status_code, opened.headers["content-type"]) == (200, "image/gif")
+            await wait_for_state(handle, lambda state: state["position"] == "wait_click" and state["listening"])
             clicked = await http.get(click.group(1))
             assert (clicked.status_code, clicked.headers["location"]) == (
                 302,
                 "https://acme.example/pricing?plan=team&seats=5",
             )
-            result = await asyncio.wait_for(handle.result(), timeout=30)  # type: ignore[attr-defined]
+            result = await asyncio.wait_for(handle.result(), timeout=30)
 
         assert result.ended_at == "done"
         assert result.emails_sent == 3  # intro to both, follow-up to Ana only

@@ -26,7 +26,7 @@ from engine.event_types import EventTypes
 from engine.service import auth, email_links, ingest
 from engine.service.limits import DEFAULT_MAX_BODY, BodyLimit
 from engine.service.metrics import CONTENT_TYPE, Metrics
-from engine.service.relay import Relay, TemporalLink, undelivered_count
+from engine.service.relay import MAX_BACKOFF, Relay, TemporalLink, undelivered_count
 from engine.service.schemas import EventAnswer, EventBatch, EventIn, EventsAnswer, Health, Problem
 from engine.tracking import Tokens
 
@@ -41,6 +41,7 @@ class ServiceConfig:
     temporal: TemporalLink | None = None
     relay: bool = True
     max_body: int = DEFAULT_MAX_BODY
+    relay_max_backoff: float = MAX_BACKOFF
 
 
 # Declared for the OpenAPI spec (and its clients); the checks themselves read the raw headers.
@@ -87,7 +88,9 @@ _FORM_BODY = {
 
 def create_app(config: ServiceConfig) -> FastAPI:
     metrics = Metrics()
-    relay = Relay(config.engine, config.temporal, config.types.names, metrics) if config.temporal else None
+    relay = None
+    if config.temporal is not None:
+        relay = Relay(config.engine, config.temporal, config.types.names, metrics, config.relay_max_backoff)
     metrics.watch_undelivered(lambda: undelivered_count(config.engine, config.types.names))
 
     @contextlib.asynccontextmanager

@@ -79,12 +79,18 @@ def _as_event(row: ActivityEvent, person: Person | None) -> JourneyEvent:
 
 class Relay:
     def __init__(
-        self, engine: Engine, link: TemporalLink, types: Sequence[str], metrics: Metrics | None = None
+        self,
+        engine: Engine,
+        link: TemporalLink,
+        types: Sequence[str],
+        metrics: Metrics | None = None,
+        max_backoff: float = MAX_BACKOFF,
     ) -> None:
         self._engine = engine
         self._link = link
         self._types = list(types)
         self._metrics = metrics or Metrics()
+        self._max_backoff = max_backoff
         self.wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -101,7 +107,7 @@ class Relay:
                     "relay: Temporal unreachable, events wait in the database", error=str(error), retry_in=backoff
                 )
                 await _sleep_or(stop, backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
+                backoff = min(backoff * 2, self._max_backoff)
                 continue
             if delivered < BATCH:
                 await _sleep_or(stop, IDLE_SECONDS, self.wake)

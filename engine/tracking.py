@@ -63,7 +63,7 @@ class Tokens:
 
     def read(self, kind: Kind, token: str) -> dict[str, Any]:
         body, dot, mac = token.partition(".")
-        if not dot or not body or not mac:
+        if not token.isascii() or not dot or not body or not mac:
             raise TokenError("malformed token")
         if not hmac.compare_digest(self._mac(kind, body), mac):
             raise TokenError("token signature does not match: it was altered, forged or made for another use")

@@ -30,7 +30,9 @@ from engine.tracking import Kind, TokenError, Tokens
 
 log = structlog.get_logger("serve")
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
-_REFUSED: dict[int | str, dict[str, Any]] = {403: {"model": Problem, "description": "forged or altered token"}}
+_PROBLEM = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_REFUSED: dict[int | str, dict[str, Any]] = {403: {"description": "forged or altered token", "content": _PROBLEM}}
+_GONE: dict[int | str, dict[str, Any]] = {404: {"description": "the person is no longer known", "content": _PROBLEM}}
 
 
 def router(
@@ -99,7 +101,9 @@ def router(
             '<button type="submit">Unsubscribe</button></form>'
         )
 
-    @links.post("/u/{token}", response_class=HTMLResponse, responses=_REFUSED, summary="One-click unsubscribe")
+    @links.post(
+        "/u/{token}", response_class=HTMLResponse, responses={**_REFUSED, **_GONE}, summary="One-click unsubscribe"
+    )
     async def unsubscribe(token: str) -> Response:
         data = read("u", token)
         if isinstance(data, JSONResponse):

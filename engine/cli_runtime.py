@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from engine import catalog, events, publish, runtime
 from engine.db import database
@@ -159,6 +160,8 @@ async def _event(
     event_id: str | None,
     occurred_at: datetime | None,
 ) -> None:
+    """Store, then deliver as the relay of `journey serve` does; if Temporal cannot be reached the event
+    stays stored and undelivered, and the relay delivers it when Temporal is back."""
     with database() as engine:
         recorded = events.record(engine, type_, account, person, payload, event_id, occurred_at)
         if recorded.status == "duplicate":
@@ -171,8 +174,16 @@ async def _event(
                 file=sys.stderr,
             )
             raise typer.Exit(1)
-        client = await _client()
-        reached = await events.deliver(client, engine, recorded.event)
+        try:
+            client = await runtime.connect()
+            reached = await events.deliver(client, engine, recorded.event)
+        except (RuntimeError, RPCError) as error:
+            print(
+                f"stored: event '{recorded.event.event_id}' is saved but Temporal is unreachable ({error}); "
+                "`journey serve` delivers it when Temporal is back",
+                file=sys.stderr,
+            )
+            return
         where = ", ".join(reached) if reached else "no running journey of this account"
         print(f"accepted: event '{recorded.event.event_id}' delivered to {where}")
 

@@ -21,7 +21,8 @@ from engine.cli import app as cli
 from engine.db import ApiKey, Person
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
-from engine.service.serve import serving
+from engine.service.relay import undelivered_count
+from engine.service.serve import free_port, serving
 from engine.tracking import Tokens
 
 TOKENS = Tokens(b"tracking-secret-for-tests", "http://links.example")
@@ -355,3 +356,18 @@ class TestApiKeyCommand:
 
 def _bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
+
+
+class TestEventCommand:
+    """`journey event` stores first; with Temporal away, the event waits for the relay instead of being lost."""
+
+    def test_stored_while_temporal_is_away(self, db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+        add_account(db)
+        monkeypatch.setenv("JOURNEY_DATABASE_URL", str(db.url))
+        monkeypatch.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{free_port()}")
+        result = CliRunner().invoke(cli, ["event", "web-visit", "--account", "acme-corp", "--event-id", "cli-away"])
+        assert result.exit_code == 0, result.output
+        assert result.stderr.startswith("stored: event 'cli-away' is saved but Temporal is unreachable (")
+        row = log_row(db, "cli-away")
+        assert row is not None and row.delivered_at is None
+        assert undelivered_count(db, ["web_visit"]) == 1

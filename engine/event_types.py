@@ -62,23 +62,30 @@ class EventTypes:
 
 def load_event_types(folder: Path) -> EventTypes:
     """Built-in types plus those declared in `<folder>/events.yaml`; JourneyInvalidError lists every problem."""
+    types, issues = read_event_types(folder)
+    if issues:
+        raise JourneyInvalidError(issues)
+    return types
+
+
+def read_event_types(folder: Path, shown_as: str | None = None) -> tuple[EventTypes, list[Issue]]:
+    """The event types and the problems of `<folder>/events.yaml` (built-in types alone when it has any)."""
     path = folder / EVENTS_FILE
     if not path.is_file():
-        return EventTypes()
-    document, issues = load_file(path)
+        return EventTypes(), []
+    document, issues = load_file(path, shown_as)
     if document is None or issues:
-        raise JourneyInvalidError(issues)
+        return EventTypes(), issues
     declared, problems = shape.validate(EventsFile, document.data or {}, document.source)
     if declared is None or problems:
-        raise JourneyInvalidError(problems)
+        return EventTypes(), problems
     fields = dict(conditions.EVENT_FIELDS)
+    shown = shown_as or str(path)
     for index, event in enumerate(declared.events):
         line, col = document.source.value(("events", index, "type"))
         if event.type in EVENT_TYPES or event.type in RESERVED:
-            issues.append(Issue(str(path), line, col, f"'{event.type}' is a built-in event type: choose another name"))
+            issues.append(Issue(shown, line, col, f"'{event.type}' is a built-in event type: choose another name"))
         elif event.type in fields:
-            issues.append(Issue(str(path), line, col, f"event type '{event.type}' is declared twice"))
+            issues.append(Issue(shown, line, col, f"event type '{event.type}' is declared twice"))
         fields[event.type] = frozenset(event.fields)
-    if issues:
-        raise JourneyInvalidError(issues)
-    return EventTypes(fields)
+    return (EventTypes(fields), []) if not issues else (EventTypes(), issues)

@@ -104,6 +104,7 @@ def dev_command(
     port: int = typer.Option(7233, "--port", help="Temporal's gRPC port"),
     ui_port: int = typer.Option(8233, "--ui-port", help="the Temporal UI's port"),
     services_port: int = typer.Option(8790, "--services-port", help="the stand-in services' port (services.yaml)"),
+    http_port: int = typer.Option(8000, "--http-port", help="the events service's port (journey serve)"),
 ) -> None:
     """Run everything locally: Temporal dev server (UI on :8233), worker, demo data, example journeys."""
     from engine import dev, logs
@@ -111,7 +112,7 @@ def dev_command(
     logs.configure(level="WARNING")
     home = Path(os.environ.get("JOURNEY_HOME", ".journey"))
     try:
-        asyncio.run(dev.run(home, journeys, port, ui_port, services_port))
+        asyncio.run(dev.run(home, journeys, port, ui_port, services_port, http_port))
     except RuntimeError as error:
         print(f"journey dev: {error}", file=sys.stderr)
         raise typer.Exit(1) from None

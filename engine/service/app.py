@@ -28,6 +28,7 @@ from engine.service.limits import DEFAULT_MAX_BODY, BodyLimit
 from engine.service.metrics import CONTENT_TYPE, Metrics
 from engine.service.relay import MAX_BACKOFF, Relay, TemporalLink, undelivered_count
 from engine.service.schemas import EventAnswer, EventBatch, EventIn, EventsAnswer, Health, Problem
+from engine.service.writer import Writer
 from engine.tracking import Tokens
 
 log = structlog.get_logger("serve")
@@ -92,6 +93,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     if config.temporal is not None:
         relay = Relay(config.engine, config.temporal, config.types.names, metrics, config.relay_max_backoff)
     metrics.watch_undelivered(lambda: undelivered_count(config.engine, config.types.names))
+    writer = Writer(config.engine, config.types)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -103,6 +105,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
             stop.set()
             if task is not None:
                 await task
+            await writer.close()
 
     app = FastAPI(
         title="Journey events",
@@ -166,7 +169,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         whenever the body could be read, even if every event was rejected."""
         batch, single = ingest.split_batch(ingest.read_json(await request.body()))
         judged = [ingest.judge(raw, index, single, config.types) for index, raw in enumerate(batch)]
-        answer = await asyncio.to_thread(ingest.store, config.engine, judged, config.types)
+        answer = await writer.store(judged)
         return answered(answer)
 
     @app.post(
@@ -184,7 +187,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         event = ingest.form_event(form, fields, request.headers.get("idempotency-key"), body)
         if isinstance(event, EventAnswer):
             return event
-        answer = await asyncio.to_thread(ingest.store, config.engine, [event], config.types)
+        answer = await writer.store([event])
         return answered(answer).results[0]
 
     @app.get("/healthz", response_model=Health, responses={503: {"model": Health}}, summary="Database and Temporal")

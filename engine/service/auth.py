@@ -84,15 +84,19 @@ def revoke_key(engine: Engine, key_id: str) -> bool:
         return True
 
 
-def check_bearer(engine: Engine, authorization: str) -> Caller:
+def check_bearer(engine: Engine, authorization: str, cache: KeyCache | None = None) -> Caller:
     """The caller behind `Authorization: Bearer <key>`, or AuthError saying what is wrong with it."""
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise AuthError("the Authorization header must be 'Bearer <api key>'")
     key_id = key[: key.find("_", len(KEY_PREFIX))] if key.startswith(KEY_PREFIX) else ""
-    with Session(engine) as session:
-        row = session.get(ApiKey, key_id) if key_id else None
+    row = cache.get(key_id) if cache is not None else None
+    if row is None and key_id:
+        with Session(engine) as session:
+            row = session.get(ApiKey, key_id)
+        if cache is not None and row is not None:
+            cache.put(row)
     if row is None or not hmac.compare_digest(row.secret_hash, _digest(key)):
         raise AuthError("unknown API key: create one with `journey api-key create NAME`")
     if row.revoked_at is not None:
@@ -101,6 +105,26 @@ def check_bearer(engine: Engine, authorization: str) -> Caller:
     if expires_at is not None and _aware(expires_at) <= utcnow():
         raise AuthError(f"API key '{row.id}' expired on {expires_at:%Y-%m-%d %H:%M} UTC", status=403)
     return Caller("api_key", f"{row.id} ({row.name})")
+
+
+class KeyCache:
+    """Keys read in the last `ttl` seconds, so a busy sender costs no database read per request; a
+    revocation therefore takes effect within `ttl` (one second by default)."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._rows: dict[str, tuple[float, ApiKey]] = {}
+
+    def get(self, key_id: str) -> ApiKey | None:
+        found = self._rows.get(key_id)
+        if found is None or time.monotonic() - found[0] > self.ttl:
+            return None
+        return found[1]
+
+    def put(self, row: ApiKey) -> None:
+        if len(self._rows) > 10_000:  # keys are few; a flood of made-up ids must not grow this forever
+            self._rows.clear()
+        self._rows[row.id] = (time.monotonic(), row)
 
 
 def webhook_secrets() -> list[bytes]:

@@ -9,9 +9,10 @@ processes, as operators run them, all on this machine's cores with the load gene
 Phases:
 1. batches: N web visits in batches of 100, from 8 concurrent clients (httpx over loopback, API key);
    events/s over the phase and each request's latency.
-2. singles: N/4 (at most 5,000) one-event requests from 16 concurrent clients; requests/s and latency.
-   Events of phases 1-2 go to accounts in no journey, so the relay's signals are answered "not found":
-   the relay's drain rate is printed too.
+2. singles: N/4 (at most 5,000) one-event requests from 32 concurrent clients; requests/s and latency.
+   Events of phases 1-2 go to accounts in no journey, so the relay's signals are answered "not found". The
+   relay runs inside `serve` during each phase (sharing its process and the two cores); each phase waits
+   for it to catch up before the next, and its rate is printed too.
 3. reaction: once the relay has caught up, 200 accounts waiting at a `wait_for_event form_fill` node each
    get a form fill, 20 a second; reaction = from sending the request to the journey's record of entering
    the next node (the workflow's own clock, same machine).
@@ -124,7 +125,7 @@ async def main(events: int) -> None:
         env = {**os.environ, "TEMPORAL_ADDRESS": address, "JOURNEY_DATABASE_URL": database, "JOURNEY_HOME": str(home)}
         env["JOURNEY_LOG_LEVEL"] = "WARNING"
         serve_command = [sys.executable, "-m", "engine.cli", "serve", "--port", str(http_port)]
-        serve_command += ["--journeys", str(home / "journeys")] + os.environ.get("BENCH_SERVE_ARGS", "").split()
+        serve_command += ["--journeys", str(home / "journeys")]
         processes = [
             subprocess.Popen(serve_command, cwd=REPO, env=env),
             subprocess.Popen([sys.executable, "worker.py"], cwd=REPO, env=env),
@@ -146,7 +147,7 @@ async def main(events: int) -> None:
             batches = [
                 {"events": [visit(n, run) for n in range(i, min(i + 100, events))]} for i in range(0, events, 100)
             ]
-            relay_began = time.perf_counter()
+            began = time.perf_counter()
             elapsed, latencies = await load(url, key, batches, clients=8)
             ingest_rate = events / elapsed
             print(
@@ -154,21 +155,17 @@ async def main(events: int) -> None:
                 f"{ingest_rate:,.0f} events/s; request p50 {ms(percentile(latencies, 0.5))}, "
                 f"p99 {ms(percentile(latencies, 0.99))}"
             )
+            await drained(engine, types, events, began)
             singles = min(events // 4, 5000)
             bodies = [visit(events + n, run) for n in range(singles)]
-            elapsed, latencies = await load(url, key, bodies, clients=16)
+            began = time.perf_counter()
+            elapsed, latencies = await load(url, key, bodies, clients=32)
             print(
-                f"singles: {singles:,} one-event requests from 16 clients: {elapsed:.1f} s, "
+                f"singles: {singles:,} one-event requests from 32 clients: {elapsed:.1f} s, "
                 f"{singles / elapsed:,.0f} requests/s; p50 {ms(percentile(latencies, 0.5))}, "
                 f"p99 {ms(percentile(latencies, 0.99))}"
             )
-            while undelivered_count(engine, types) > 0:
-                await asyncio.sleep(0.2)
-            drained = time.perf_counter() - relay_began
-            print(
-                f"relay: {events + singles:,} events signalled (to accounts in no journey) {drained:.1f} s after "
-                f"the first was sent, {(events + singles) / drained:,.0f} events/s"
-            )
+            await drained(engine, types, singles, began)
 
             sent: dict[str, float] = {}
             async with httpx.AsyncClient(base_url=url, headers={"authorization": f"Bearer {key}"}) as http:
@@ -194,6 +191,14 @@ async def main(events: int) -> None:
             for process in processes:
                 process.wait(timeout=60)
     engine.dispose()
+
+
+async def drained(engine: Any, types: list[str], count: int, began: float) -> None:
+    """Wait for the relay to deliver the phase's events (to accounts in no journey: "not found" answers)."""
+    while undelivered_count(engine, types) > 0:
+        await asyncio.sleep(0.1)
+    took = time.perf_counter() - began
+    print(f"relay: {count:,} events delivered {took:.1f} s after the phase began, {count / took:,.0f} events/s")
 
 
 async def reaction_times(engine: Any, sent: dict[str, float]) -> list[float]:

@@ -16,7 +16,8 @@ Phases:
 3. reaction: once the relay has caught up, 200 accounts waiting at a `wait_for_event form_fill` node each
    get a form fill, 20 a second; reaction = from sending the request to the journey's record of entering
    the next node (the workflow's own clock, same machine).
-The last line: `events: X/s ingest, reaction p99 Y ms` (X from phase 1).
+The last line: `events: X/s ingest, reaction p99 Y ms` (X from phase 1). `--separate-relay` runs
+`journey serve --no-relay` and `journey relay` as two processes instead of one.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def visit(n: int, run: str) -> dict[str, Any]:
     return {"type": "web_visit", "event_id": f"{run}-{n}", "account": {"id": f"other-{n % ELSEWHERE}"}}
 
 
-async def main(events: int) -> None:
+async def main(events: int, separate_relay: bool) -> None:
     home = Path(tempfile.mkdtemp(prefix="bench-events-"))
     database = f"sqlite:///{home / 'journey.db'}"
     engine = make_engine(database)
@@ -126,10 +127,12 @@ async def main(events: int) -> None:
         env["JOURNEY_LOG_LEVEL"] = "WARNING"
         serve_command = [sys.executable, "-m", "engine.cli", "serve", "--port", str(http_port)]
         serve_command += ["--journeys", str(home / "journeys")]
-        processes = [
-            subprocess.Popen(serve_command, cwd=REPO, env=env),
-            subprocess.Popen([sys.executable, "worker.py"], cwd=REPO, env=env),
-        ]
+        processes = [subprocess.Popen([sys.executable, "worker.py"], cwd=REPO, env=env)]
+        if separate_relay:
+            serve_command.append("--no-relay")
+            relay_command = [sys.executable, "-m", "engine.cli", "relay", "--journeys", str(home / "journeys")]
+            processes.append(subprocess.Popen(relay_command, cwd=REPO, env=env))
+        processes.append(subprocess.Popen(serve_command, cwd=REPO, env=env))
         try:
             client = await runtime.connect(address)
             await publish.publish(client, engine, plan)
@@ -226,4 +229,8 @@ def _aware(moment: datetime) -> datetime:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20_000, help="events in the batch phase")
-    asyncio.run(main(parser.parse_args().events))
+    parser.add_argument(
+        "--separate-relay", action="store_true", help="serve --no-relay, and the relay as its own process"
+    )
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.events, arguments.separate_relay))

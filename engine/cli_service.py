@@ -40,6 +40,32 @@ def serve_command(
         engine.dispose()
 
 
+def relay_command(
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="where events.yaml declares custom events"),
+    poll: float = typer.Option(0.05, "--poll", help="seconds between looks for new events"),
+) -> None:
+    """Deliver stored events to journeys, apart from `journey serve --no-relay` (run one per database)."""
+    import asyncio
+    import signal
+
+    from engine import logs
+    from engine.service.serve import run_relay
+
+    logs.configure()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await run_relay(journeys, poll, stop)
+
+    try:
+        asyncio.run(main())
+    except ValueError as error:
+        print(f"journey relay: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
 @api_key_app.command("create")
 def create(
     name: str = typer.Argument(..., help="who will use it, e.g. website or typeform"),
@@ -93,4 +119,5 @@ def revoke(key_id: str = typer.Argument(..., help="the key's id, e.g. jk_3f9a1c2
 
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
+    app.command("relay")(relay_command)
     app.add_typer(api_key_app, name="api-key")

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import email
+import os
 import re
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -19,12 +23,12 @@ import pytest
 from service_support import event, log_row
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import SmtpInbox, add_account, add_person, wait_for_state, write_journey
+from support import WAIT_FOR_DEMO, SmtpInbox, add_account, add_person, wait_for_state, write_journey
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import SmtpDelivery
-from engine import publish, runtime
+from engine import events, publish, runtime
 from engine.contracts import JourneyInput, JourneyResult
 from engine.db import ActivityEvent, OutboxMessage, Person
 from engine.plan import Plan
@@ -36,6 +40,7 @@ from engine.tracking import Tokens
 from engine.workers import running_worker
 
 SECRET = "tracking-secret-e2e"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _link(env: WorkflowEnvironment) -> TemporalLink:
@@ -101,6 +106,32 @@ class TestRelay:
         row = log_row(db, "relay-fill-1")
         assert row is not None and row.delivered_at is not None
         assert health == {"status": "ok", "database": "ok", "temporal": "ok"}
+
+    async def test_relay_as_its_own_process(self, dev_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> None:
+        """`journey relay` delivers what another process stored (`journey serve --no-relay`, the CLI), then
+        stops cleanly on SIGTERM."""
+        journey = f"relay-{uuid.uuid4().hex[:8]}"
+        plan = write_journey(tmp_path / "journeys", WAIT_FOR_DEMO, start="wait_demo", journey=journey)
+        add_account(db)
+        task_queue = f"relay-{uuid.uuid4()}"
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "JOURNEY_"))}
+        env.update(TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host, JOURNEY_DATABASE_URL=str(db.url))
+        command = [sys.executable, "-m", "engine.cli", "relay", "--journeys", str(tmp_path / "journeys")]
+        relay = subprocess.Popen([*command, "--poll", "0.05"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            async with running_worker(dev_env.client, db, SmtpDelivery("smtp://127.0.0.1:1"), task_queue):
+                handle = await _start(dev_env, db, plan, task_queue)
+                await wait_for_state(handle, lambda state: state["listening"])
+                recorded = events.record(db, "form_fill", "acme-corp", None, {"form": "demo-request"}, "own-process")
+                assert recorded.status == "accepted"
+                result = await asyncio.wait_for(handle.result(), timeout=30)
+        finally:
+            relay.send_signal(signal.SIGTERM)
+            _, logs = await asyncio.to_thread(relay.communicate, None, 30)
+        assert result.ended_at == "converted"
+        assert relay.returncode == 0, logs
+        row = log_row(db, "own-process")
+        assert row is not None and row.delivered_at is not None
 
 
 @pytest.fixture

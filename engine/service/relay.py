@@ -85,12 +85,14 @@ class Relay:
         types: Sequence[str],
         metrics: Metrics | None = None,
         max_backoff: float = MAX_BACKOFF,
+        idle: float = IDLE_SECONDS,
     ) -> None:
         self._engine = engine
         self._link = link
         self._types = list(types)
         self._metrics = metrics or Metrics()
         self._max_backoff = max_backoff
+        self._idle = idle  # how often to look when nothing wakes it (another process stores the events)
         self.wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -110,7 +112,7 @@ class Relay:
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
             if delivered < BATCH:
-                await _sleep_or(stop, IDLE_SECONDS, self.wake)
+                await _sleep_or(stop, self._idle, self.wake)
 
     async def deliver_pending(self) -> int:
         """One round: up to BATCH events delivered and marked; raises if Temporal could not be reached."""

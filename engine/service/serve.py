@@ -18,7 +18,7 @@ from engine.db import init_db, make_engine
 from engine.errors import JourneyInvalidError
 from engine.event_types import load_event_types
 from engine.service.app import ServiceConfig, create_app
-from engine.service.relay import TemporalLink
+from engine.service.relay import Relay, TemporalLink
 from engine.tracking import Tokens
 
 
@@ -34,6 +34,20 @@ def build_app(journeys: Path, relay: bool = True, engine: Engine | None = None) 
     init_db(engine)
     config = ServiceConfig(engine, types, tokens, TemporalLink(runtime.connect), relay=relay)
     return create_app(config), engine
+
+
+async def run_relay(journeys: Path, poll: float, stop: asyncio.Event) -> None:
+    """The relay alone, for `journey serve --no-relay` processes: it looks for new events every `poll` s."""
+    try:
+        types = load_event_types(journeys)
+    except JourneyInvalidError as error:
+        raise ValueError(f"custom event types:\n{error}") from None
+    engine = make_engine()
+    init_db(engine)
+    try:
+        await Relay(engine, TemporalLink(runtime.connect), types.names, idle=poll).run(stop)
+    finally:
+        engine.dispose()
 
 
 def free_port() -> int:

@@ -166,7 +166,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         openapi_extra={"requestBody": _EVENTS_BODY},
         summary="Send one event, or a batch of up to 1,000",
     )
-    async def post_events(request: Request, who: auth.Caller = Depends(caller)) -> EventsAnswer:
+    async def post_events(request: Request, _caller: auth.Caller = Depends(caller)) -> EventsAnswer:
         """Each event gets its own verdict: accepted, duplicate (event id seen before), unmatched (stored;
         no known account or person) or rejected (not stored; `path` names the field). The answer is 200
         whenever the body could be read, even if every event was rejected."""
@@ -182,14 +182,12 @@ def create_app(config: ServiceConfig) -> FastAPI:
         openapi_extra={"requestBody": _FORM_BODY},
         summary="A form tool's webhook: the submission becomes a form_fill",
     )
-    async def post_form(form: str, request: Request, who: auth.Caller = Depends(caller)) -> EventAnswer:
+    async def post_form(form: str, request: Request, _caller: auth.Caller = Depends(caller)) -> EventAnswer:
         """JSON or form-encoded fields; `email` is required. A new email on a known account's domain
         creates the person."""
         body = await request.body()
         fields = await _form_fields(request, body)
         event = ingest.form_event(form, fields, request.headers.get("idempotency-key"), body)
-        if isinstance(event, EventAnswer):
-            return event
         answer = await writer.store([event])
         return answered(answer).results[0]
 

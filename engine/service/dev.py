@@ -18,6 +18,7 @@ from engine.service.serve import build_app, serving
 from engine.tracking import PUBLIC_URL_ENV, SECRET_ENV
 
 DEMO_JOURNEY, DEMO_FORM = "webinar-follow-up", "webinar-attended"
+DEV_KEY_NAME = "journey dev"
 
 
 def configure(http_port: int) -> None:
@@ -45,7 +46,10 @@ def curl_line(engine: Engine, url: str, key: str, skip: int) -> str | None:
 async def serve(engine: Engine, journeys: Path, port: int, skip: int = 5) -> AsyncIterator[list[str]]:
     """The events service on localhost:`port` until the block ends; yields the lines to print."""
     app, _ = build_app(journeys, relay=True, engine=engine)
-    key = auth.create_key(engine, "journey dev").key
+    for old in auth.list_keys(engine):  # one key per `journey dev` run: the last run's stops working
+        if old.name == DEV_KEY_NAME and old.revoked_at is None:
+            auth.revoke_key(engine, old.id)
+    key = auth.create_key(engine, DEV_KEY_NAME).key
     async with serving(app, "127.0.0.1", port) as url:
         lines = [f"Events:       {url}  (OpenAPI {url}/docs; API key for this run: {key})"]
         curl = curl_line(engine, url, key, skip)

@@ -119,7 +119,7 @@ def store(engine: Engine, items: list[EventIn | EventAnswer], types: EventTypes)
 _VERDICTS = ("accepted", "duplicate", "unmatched", "rejected")
 
 
-def form_event(form: str, fields: dict[str, Any], idempotency_key: str | None, body: bytes) -> EventIn | EventAnswer:
+def form_event(form: str, fields: dict[str, Any], idempotency_key: str | None, body: bytes) -> EventIn:
     """A form tool's submission as a form_fill: `email` is the person, `account_id` (optional) the account,
     `event_id` (or the Idempotency-Key header) the idempotency key; every other field goes to payload.fields.
     Without a key, the same body posted twice counts once (form tools retry)."""

@@ -187,6 +187,11 @@ async def main(events: int, separate_relay: bool) -> None:
                 f"{ms(percentile(reactions, 0.5))}, p99 {ms(percentile(reactions, 0.99))}, "
                 f"max {ms(max(reactions))}, mean {ms(statistics.mean(reactions))}"
             )
+            relayed = delivery_times(engine, run, sent)
+            print(
+                f"  of which request -> signalled by the relay: p50 {ms(percentile(relayed, 0.5))}, "
+                f"p99 {ms(percentile(relayed, 0.99))}"
+            )
             print(f"events: {ingest_rate:,.0f}/s ingest, reaction p99 {percentile(reactions, 0.99) * 1000:.0f} ms")
         finally:
             for process in processes:
@@ -202,6 +207,13 @@ async def drained(engine: Any, types: list[str], count: int, began: float) -> No
         await asyncio.sleep(0.1)
     took = time.perf_counter() - began
     print(f"relay: {count:,} events delivered {took:.1f} s after the phase began, {count / took:,.0f} events/s")
+
+
+def delivery_times(engine: Any, run: str, sent: dict[str, float]) -> list[float]:
+    with Session(engine) as session:
+        keys = [f"{run}-fill-{n}" for n in range(IN_JOURNEY)]
+        rows = session.exec(select(ActivityEvent).where(col(ActivityEvent.key).in_(keys))).all()
+    return [_aware(row.delivered_at).timestamp() - sent[row.account_id or ""] for row in rows if row.delivered_at]
 
 
 async def reaction_times(engine: Any, sent: dict[str, float]) -> list[float]:

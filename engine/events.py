@@ -6,6 +6,7 @@ An event is stored before anything else happens; an unknown account or person is
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
@@ -229,19 +230,20 @@ def journey_ids(engine: Engine) -> list[str]:
 
 
 async def signal_journeys(client: Client, journeys: Sequence[str], event: JourneyEvent) -> list[str]:
-    """Signal `event` to the account's workflow in each journey; skips journeys it is not running in.
-    Anything else (Temporal unreachable above all) propagates, so the caller tries again later."""
-    reached = []
-    for journey_id in journeys:
+    """Signal `event` to the account's workflow in each journey at once; skips journeys it is not running
+    in. Anything else (Temporal unreachable above all) propagates, so the caller tries again later."""
+
+    async def one(journey_id: str) -> str | None:
         workflow_id = runtime.workflow_id(journey_id, event.account_id)
         try:
             await client.get_workflow_handle(workflow_id).signal("event", event)
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
-                continue  # this account is not (or no longer) in that journey
+                return None  # this account is not (or no longer) in that journey
             raise
-        reached.append(workflow_id)
-    return reached
+        return workflow_id
+
+    return [workflow_id for workflow_id in await asyncio.gather(*map(one, journeys)) if workflow_id is not None]
 
 
 def mark_delivered(engine: Engine, keys: Sequence[str]) -> None:

@@ -115,7 +115,6 @@ def create_app(config: ServiceConfig) -> FastAPI:
         "Temporal exactly once per journey.",
         lifespan=lifespan,
     )
-    app.state.metrics, app.state.relay = metrics, relay
     app.add_middleware(BodyLimit, limit=config.max_body, refused=lambda: metrics.refused.labels("size").inc())
 
     @app.exception_handler(ingest.ProblemError)
@@ -155,7 +154,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     def answered(answer: EventsAnswer) -> EventsAnswer:
         for status in ("accepted", "duplicate", "unmatched", "rejected"):
             metrics.events.labels(status).inc(getattr(answer, status))
-        if relay is not None and (answer.accepted or answer.unmatched):
+        if relay is not None and answer.accepted:
             relay.wake.set()
         return answer
 

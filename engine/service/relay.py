@@ -73,7 +73,7 @@ def _as_event(row: ActivityEvent, person: Person | None) -> JourneyEvent:
         email=row.email,
         person=person_data(person) if person is not None else None,
         payload=row.payload,
-        occurred_at=row.occurred_at,
+        occurred_at=_aware(row.occurred_at),  # SQLite gives naive datetimes back; they were stored in UTC
     )
 
 

@@ -371,3 +371,37 @@ class TestEventCommand:
         row = log_row(db, "cli-away")
         assert row is not None and row.delivered_at is None
         assert undelivered_count(db, ["web_visit"]) == 1
+
+
+class TestKeysAndSettings:
+    """What takes effect when: a revoked key within the cache's second; tracking needs its secret."""
+
+    def test_revocation_reaches_a_cached_key_within_the_ttl(self, db: Engine) -> None:
+        created = auth.create_key(db, "website")
+        cache = auth.KeyCache(ttl=0.2)
+        auth.check_bearer(db, f"Bearer {created.key}", cache)
+        auth.revoke_key(db, created.id)
+        auth.check_bearer(db, f"Bearer {created.key}", cache)  # still cached: accepted for up to `ttl`
+        time.sleep(0.25)
+        with pytest.raises(auth.AuthError) as refused:
+            auth.check_bearer(db, f"Bearer {created.key}", cache)
+        assert refused.value.status == 403
+
+    def test_public_url_needs_the_secret(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("JOURNEY_PUBLIC_URL", "https://links.example/")
+        monkeypatch.delenv("JOURNEY_TRACKING_SECRET", raising=False)
+        with pytest.raises(ValueError) as error:
+            Tokens.from_env()
+        assert str(error.value) == (
+            "JOURNEY_PUBLIC_URL is set but JOURNEY_TRACKING_SECRET is not: set a long random secret"
+        )
+        monkeypatch.setenv("JOURNEY_TRACKING_SECRET", "s3cret")
+        assert Tokens.from_env() == Tokens(b"s3cret", "https://links.example")
+
+    async def test_form_of_unknown_media_type(self, service: Service) -> None:
+        before = stored(service.db)
+        headers = {**service.auth, "content-type": "text/csv"}
+        answer = await service.http.post("/v1/forms/demo", content=b"email\nana@acme-corp.example", headers=headers)
+        assert answer.status_code == 415
+        assert answer.json()["detail"] == "'text/csv': send application/json or application/x-www-form-urlencoded"
+        assert stored(service.db) == before

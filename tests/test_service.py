@@ -13,12 +13,12 @@ import httpx
 import pytest
 from service_support import SECRET, event, log_row, signed, stored
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 from support import add_account, add_person
 from typer.testing import CliRunner
 
 from engine.cli import app as cli
-from engine.db import ApiKey, Person
+from engine.db import ApiKey, Person, init_db, make_engine
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
 from engine.service.relay import undelivered_count
@@ -405,3 +405,33 @@ class TestKeysAndSettings:
         assert answer.status_code == 415
         assert answer.json()["detail"] == "'text/csv': send application/json or application/x-www-form-urlencoded"
         assert stored(service.db) == before
+
+
+class TestPostgres:
+    """The batch path (one query per kind, one INSERT) and the relay's queue work on PostgreSQL too."""
+
+    async def test_batch_and_queue(self, postgres_url: str) -> None:
+        engine = make_engine(postgres_url)
+        SQLModel.metadata.drop_all(engine)  # the server lives for the session
+        init_db(engine)
+        try:
+            add_account(engine)
+            key = auth.create_key(engine, "pg").key
+            batch = {
+                "events": [
+                    event("pg-1"),
+                    event("pg-2", type_="form_fill", person={"email": "new@acme-corp.example"}, payload={"form": "d"}),
+                    event("pg-1"),
+                    {"type": "web_visit", "event_id": "pg-3", "account": {"domain": "nobody.example"}},
+                ]
+            }
+            async with serving(create_app(ServiceConfig(engine))) as url, httpx.AsyncClient(base_url=url) as http:
+                answer = await http.post("/v1/events", json=batch, headers={"authorization": f"Bearer {key}"})
+            statuses = [result["status"] for result in answer.json()["results"]]
+            assert statuses == ["accepted", "accepted", "duplicate", "unmatched"]
+            assert undelivered_count(engine, ["web_visit", "form_fill"]) == 2
+            row = log_row(engine, "pg-2")
+            assert row is not None and row.person_id is not None and row.payload == {"form": "d"}
+        finally:
+            SQLModel.metadata.drop_all(engine)
+            engine.dispose()

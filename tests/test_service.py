@@ -3,6 +3,7 @@ is refused, and that a refused request stores nothing."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import ClassVar
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from service_support import SECRET, event, log_row, signed, stored
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
@@ -435,3 +437,17 @@ class TestPostgres:
         finally:
             SQLModel.metadata.drop_all(engine)
             engine.dispose()
+
+
+async def test_port_in_use_is_said_plainly() -> None:
+    """A port another process holds gives a readable error instead of uvicorn exiting the process."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(RuntimeError) as error:
+            async with serving(FastAPI(), port=port):
+                pass
+    assert str(error.value) == (
+        f"the events service cannot listen on 127.0.0.1:{port} (Address already in use): choose another port"
+    )

@@ -60,6 +60,13 @@ def free_port() -> int:
 async def serving(app: FastAPI, host: str = "127.0.0.1", port: int | None = None) -> AsyncIterator[str]:
     """uvicorn serving `app` in this event loop; yields the base URL, stops (relay included) on exit."""
     port = port or free_port()
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise RuntimeError(
+                f"the events service cannot listen on {host}:{port} ({error.strerror}): choose another port"
+            ) from None
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     task = asyncio.create_task(server.serve())
     try:

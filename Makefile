@@ -27,6 +27,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python bench/compile.py --nodes 2000
 	$(BIN)/python bench/throughput.py --accounts 1000
+	$(BIN)/python bench/events.py --events 20000
 
 clean:
 	rm -rf $(VENV) .journey .pytest_cache .ruff_cache .mypy_cache

@@ -9,6 +9,7 @@ mail systems drop the duplicate.
 from __future__ import annotations
 
 import asyncio
+import html as html_escape
 import os
 import re
 from collections import Counter
@@ -38,6 +39,7 @@ from engine.conditions import Scope, compile_condition
 from engine.contracts import SendEmailRequest, SendEmailResult
 from engine.db import Account, OutboxMessage, Person, utcnow
 from engine.errors import ExpressionError
+from engine.tracking import Tokens
 
 log = structlog.get_logger()
 
@@ -63,10 +65,17 @@ class _Recipient:
 
 class EmailActivities:
     def __init__(
-        self, engine: Engine, delivery: Delivery, sender: str | None = None, unsubscribe_address: str | None = None
+        self,
+        engine: Engine,
+        delivery: Delivery,
+        sender: str | None = None,
+        unsubscribe_address: str | None = None,
+        tokens: Tokens | None = None,
     ) -> None:
         self._engine = engine
         self._delivery = delivery
+        # Open pixel, tracked links and the one-click unsubscribe link need JOURNEY_PUBLIC_URL (see engine/tracking).
+        self._tokens = tokens if tokens is not None else Tokens.from_env()
         self.sender = sender or os.environ.get("JOURNEY_EMAIL_FROM") or DEFAULT_SENDER
         sender_address = parseaddr(self.sender)[1]
         self.unsubscribe_address = unsubscribe_address or os.environ.get("JOURNEY_UNSUBSCRIBE_EMAIL") or sender_address
@@ -133,6 +142,7 @@ class EmailActivities:
             if row is not None and row.status == "sent":
                 return "already_sent"
             subject, html, text = self._render(request, account, recipient)
+            html = self._tracked(html, request, recipient, key)
             if row is None:
                 row = OutboxMessage(
                     idempotency_key=key,
@@ -184,7 +194,7 @@ class EmailActivities:
             "person": recipient.data,
             "journey": {"id": request.journey_id, "name": request.journey_name, "version": request.version},
             "buying_group": request.buying_group.as_data() if request.buying_group is not None else None,
-            "unsubscribe_url": self.unsubscribe_url(recipient.email),
+            "unsubscribe_url": self.unsubscribe_url(recipient.email, recipient.id),
         }
         try:
             # Whitespace (a newline above all) in a header would end it: a subject is one line.
@@ -199,9 +209,46 @@ class EmailActivities:
             raise _permanent(request, f"template failed for person {recipient.id}: {error}", "TemplateError") from None
         return subject, html, text
 
-    def unsubscribe_url(self, email: str) -> str:
-        """A mailto: link (RFC 6068) that asks the unsubscribe mailbox to drop `email`."""
+    def unsubscribe_url(self, email: str, person_id: int | None = None) -> str:
+        """The signed one-click link (`/u/<token>`) when JOURNEY_PUBLIC_URL is set, else a mailto: link
+        (RFC 6068) that asks the unsubscribe mailbox to drop `email`."""
+        if self._public() is not None and person_id is not None:
+            return self._public_tokens().url("u", {"p": person_id, "e": email})
+        return self.mailto_unsubscribe(email)
+
+    def mailto_unsubscribe(self, email: str) -> str:
         return f"mailto:{self.unsubscribe_address}?subject={quote(f'unsubscribe {email}', safe='')}"
+
+    def _public(self) -> str | None:
+        return self._tokens.public_url if self._tokens is not None else None
+
+    def _public_tokens(self) -> Tokens:
+        assert self._tokens is not None
+        return self._tokens
+
+    def _tracked(self, html: str, request: SendEmailRequest, recipient: _Recipient, key: str) -> str:
+        """Links rewritten through the click redirect and an open pixel added, when tracking is on."""
+        public = self._public()
+        if public is None:
+            return html
+        tokens = self._public_tokens()
+        base = {"m": key, "a": request.account_id, "j": request.journey_id, "n": request.node_id}
+        person = {"p": recipient.id, "e": recipient.email}
+        links = 0
+
+        def rewrite(match: re.Match[str]) -> str:
+            nonlocal links
+            url = html_escape.unescape(match.group(3))
+            if not url.lower().startswith(("http://", "https://")) or url.startswith(public):
+                return match.group(0)  # mailto:, anchors and our own unsubscribe link stay as they are
+            links += 1
+            tracked = tokens.url("c", {**base, **person, "u": url, "l": links})
+            return f"{match.group(1)}{match.group(2)}{tracked}{match.group(2)}"
+
+        html = _LINK.sub(rewrite, html)
+        pixel = f'<img src="{tokens.url("o", {**base, **person})}" width="1" height="1" alt="" style="display:none">'
+        at = html.lower().rfind("</body>")
+        return html[:at] + pixel + html[at:] if at >= 0 else html + pixel
 
     def _message(
         self, request: SendEmailRequest, recipient: _Recipient, key: str, subject: str, html: str, text: str
@@ -217,7 +264,14 @@ class EmailActivities:
         message["Message-ID"] = f"<{message_id_left(key)}@{self._domain}>"
         message["X-Journey"] = request.journey_id
         message["X-Journey-Node"] = request.node_id
-        message["List-Unsubscribe"] = f"<{self.unsubscribe_url(recipient.email)}>"
+        mailto = self.mailto_unsubscribe(recipient.email)
+        if self._public() is not None:
+            # RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` to the https link.
+            one_click = self.unsubscribe_url(recipient.email, recipient.id)
+            message["List-Unsubscribe"] = f"<{one_click}>, <{mailto}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        else:
+            message["List-Unsubscribe"] = f"<{mailto}>"
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message
@@ -308,6 +362,7 @@ def _mark_failed(session: Session, row: OutboxMessage, error: str) -> None:
     session.commit()
 
 
+_LINK = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(.*?)\2""", re.IGNORECASE | re.DOTALL)
 _BLOCKS = frozenset(
     {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table", "tr", "ul", "ol", "blockquote", "pre", "hr"}
     | {"section", "article", "header", "footer", "dl", "dt", "dd"}

@@ -7,11 +7,14 @@ from pathlib import Path
 
 from engine.compiler import check_file
 from engine.errors import Issue
+from engine.event_types import EVENTS_FILE
 from engine.plan import Plan
 from engine.workspace import BUYING_GROUPS_FILE, SERVICES_FILE, Workspace, display, load_workspace
 
 NOT_JOURNEYS = frozenset(
-    name.removesuffix(".yaml") + suffix for name in (BUYING_GROUPS_FILE, SERVICES_FILE) for suffix in (".yaml", ".yml")
+    name.removesuffix(".yaml") + suffix
+    for name in (BUYING_GROUPS_FILE, SERVICES_FILE, EVENTS_FILE)
+    for suffix in (".yaml", ".yml")
 )
 
 

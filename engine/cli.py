@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from engine import catalog, cli_operators, cli_runtime, render, runtime
+from engine import catalog, cli_operators, cli_runtime, cli_service, render, runtime
 from engine.analytics import cli as analytics_cli
 from engine.model import BuyingGroupsFile, JourneyFile, ServicesFile
 
@@ -159,6 +159,7 @@ app.command("move-stage")(cli_runtime.move_stage_command)
 for name in ("status", "stuck", "skip", "pause", "resume", "cancel"):
     app.command(name)(getattr(cli_operators, f"{name}_command"))
 app.add_typer(cli_operators.setup_app, name="setup")
+cli_service.register(app)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from engine import catalog, events, publish, runtime, visibility
 from engine.db import database
@@ -111,6 +112,7 @@ def dev_command(
     port: int = typer.Option(7233, "--port", help="Temporal's gRPC port"),
     ui_port: int = typer.Option(8233, "--ui-port", help="the Temporal UI's port"),
     services_port: int = typer.Option(8790, "--services-port", help="the stand-in services' port (services.yaml)"),
+    http_port: int = typer.Option(8000, "--http-port", help="the events service's port (journey serve)"),
 ) -> None:
     """Run everything locally: Temporal dev server (UI on :8233), worker, demo data, example journeys."""
     from engine import dev, logs
@@ -118,7 +120,7 @@ def dev_command(
     logs.configure(level="WARNING")
     home = Path(os.environ.get("JOURNEY_HOME", ".journey"))
     try:
-        asyncio.run(dev.run(home, journeys, port, ui_port, services_port))
+        asyncio.run(dev.run(home, journeys, port, ui_port, services_port, http_port))
     except RuntimeError as error:
         print(f"journey dev: {error}", file=sys.stderr)
         raise typer.Exit(1) from None
@@ -167,6 +169,8 @@ async def _event(
     event_id: str | None,
     occurred_at: datetime | None,
 ) -> None:
+    """Store, then deliver as the relay of `journey serve` does; if Temporal cannot be reached the event
+    stays stored and undelivered, and the relay delivers it when Temporal is back."""
     with database() as engine:
         recorded = events.record(engine, type_, account, person, payload, event_id, occurred_at)
         if recorded.status == "duplicate":
@@ -179,8 +183,16 @@ async def _event(
                 file=sys.stderr,
             )
             raise typer.Exit(1)
-        client = await _client()
-        reached = await events.deliver(client, engine, recorded.event)
+        try:
+            client = await runtime.connect()
+            reached = await events.deliver(client, engine, recorded.event)
+        except (RuntimeError, RPCError) as error:
+            print(
+                f"stored: event '{recorded.event.event_id}' is saved but Temporal is unreachable ({error}); "
+                "`journey serve` delivers it when Temporal is back",
+                file=sys.stderr,
+            )
+            return
         where = ", ".join(reached) if reached else "no running journey of this account"
         print(f"accepted: event '{recorded.event.event_id}' delivered to {where}")
 

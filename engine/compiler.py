@@ -16,7 +16,6 @@ from engine.errors import Issue, JourneyInvalidError, did_you_mean
 from engine.loader import Document, PathKey, load_file
 from engine.model import (
     BUYING_GROUP_TYPES,
-    EVENT_TYPES,
     NODE_MODELS,
     WAITING_TYPES,
     JourneyHeader,
@@ -55,11 +54,11 @@ def check_file(path: Path, workspace: Workspace | None = None) -> tuple[Plan | N
     return (plan if not compiler.issues else None), sorted(set(compiler.issues))
 
 
-def _event_notes(event: str) -> dict[str, str]:
+def _event_notes(event: str, known: dict[str, frozenset[str]]) -> dict[str, str]:
     """'form' belongs to form_fill events, not email_click: said where a field of another type is used."""
     notes: dict[str, str] = {}
-    for other, fields in conditions.EVENT_FIELDS.items():
-        for name in fields - conditions.EVENT_FIELDS[event]:
+    for other, fields in known.items():
+        for name in fields - known[event]:
             notes.setdefault(f"event.{name}", f"'{name}' belongs to {other} events, not {event}")
     return notes
 
@@ -171,13 +170,14 @@ class _Compiler:
                 self._check_subject(node)
                 self._check_template(node)
             case WaitForEvent(event=event, where=where):
-                if event not in EVENT_TYPES:
-                    hint = did_you_mean(event, EVENT_TYPES)
+                known = self.workspace.event_types.fields  # built-in types and those of events.yaml
+                if event not in known:
+                    hint = did_you_mean(event, known)
                     self.fail(self._at(node, "event"), f"event: unknown event type '{event}'{hint}", node.id)
                 elif where is not None:
-                    fields = conditions.EVENT_COMMON_FIELDS | conditions.EVENT_FIELDS[event]
+                    fields = conditions.EVENT_COMMON_FIELDS | known[event]
                     variables = {"event": fields, "account": self.account_fields, "person": conditions.PERSON_FIELDS}
-                    scope = conditions.Scope(variables, "event conditions", _event_notes(event))
+                    scope = conditions.Scope(variables, "event conditions", _event_notes(event, known))
                     self._expression(self._at(node, "where"), where, scope, node.id, "where")
             case Split(paths=paths):
                 scope = self._scope("split conditions", "account")

@@ -129,6 +129,8 @@ class ActivityEvent(SQLModel, table=True):
         # Analytics: each report step reads one event type per account in time order (engine/analytics/).
         Index("ix_activity_event_type_account_time", "type", "account_id", "occurred_at"),
         Index("ix_activity_event_journey_node", "journey_id", "node_id"),
+        # The events relay's queue: rows not yet signalled to journeys, oldest first.
+        Index("ix_activity_event_undelivered", "delivered_at", "id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(unique=True, max_length=255)
@@ -144,6 +146,18 @@ class ActivityEvent(SQLModel, table=True):
     occurred_at: datetime = _when(nullable=False, default=utcnow)
     recorded_at: datetime = _when(nullable=False, default=utcnow)
     delivered_at: datetime | None = _when(nullable=True)
+
+
+class ApiKey(SQLModel, table=True):
+    """A key that may send events to `journey serve`. Only its SHA-256 is stored; the key is shown once."""
+
+    __tablename__ = "api_key"
+    id: str = Field(primary_key=True, max_length=32, description="the key's public part, e.g. 'jk_3f9a1c2b'")
+    name: str = Field(description="who uses it, e.g. 'website' or 'typeform'")
+    secret_hash: str = Field(max_length=64, description="hex SHA-256 of the whole key")
+    created_at: datetime = _when(nullable=False, default=utcnow)
+    expires_at: datetime | None = _when(nullable=True)
+    revoked_at: datetime | None = _when(nullable=True)
 
 
 class Handoff(SQLModel, table=True):

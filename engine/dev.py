@@ -22,12 +22,13 @@ from engine import catalog, dev_handoffs, events, publish, runtime, visibility
 from engine.db import init_db, make_engine
 from engine.demo import load_demo_data
 from engine.scores_job import schedule_scores
+from engine.service import dev as events_dev
 from engine.standin import STANDIN_PORT, standin_services
 from engine.workers import running_worker
 from engine.workspace import load_workspace
 
 log = structlog.get_logger("dev")
-DEV_PORT, UI_PORT = 7233, 8233
+DEV_PORT, UI_PORT, HTTP_PORT = 7233, 8233, 8000
 SIMULATED_FORM_FILLS = 5
 
 
@@ -135,7 +136,12 @@ async def simulate_form_fills(client: Client, engine: Engine, count: int = SIMUL
 
 
 async def run(
-    home: Path, journeys: Path, port: int = DEV_PORT, ui_port: int = UI_PORT, services_port: int = STANDIN_PORT
+    home: Path,
+    journeys: Path,
+    port: int = DEV_PORT,
+    ui_port: int = UI_PORT,
+    services_port: int = STANDIN_PORT,
+    http_port: int = HTTP_PORT,
 ) -> None:
     engine = make_engine()
     init_db(engine)
@@ -149,13 +155,16 @@ async def run(
         if service.auth is not None:
             # The stand-in accepts any token; a real one set in the environment is left alone.
             os.environ.setdefault(service.auth.env, "dev-token")
+    events_dev.configure(http_port)
     with standin_services(home / "services.log", services_port) as standin:
         print(f"stand-in services: {standin} (calls logged to {home / 'services.log'})")
-        await _run_stack(home, journeys, engine, stop, port, ui_port)
+        await _run_stack(home, journeys, engine, stop, port, ui_port, http_port)
     engine.dispose()
 
 
-async def _run_stack(home: Path, journeys: Path, engine: Engine, stop: asyncio.Event, port: int, ui_port: int) -> None:
+async def _run_stack(
+    home: Path, journeys: Path, engine: Engine, stop: asyncio.Event, port: int, ui_port: int, http_port: int
+) -> None:
     async with dev_server(home, port, ui_port) as address:
         os.environ.setdefault("TEMPORAL_ADDRESS", address)
         client = await runtime.connect(address)
@@ -177,8 +186,11 @@ async def _run_stack(home: Path, journeys: Path, engine: Engine, stop: asyncio.E
             print(f"Temporal:     {address} (namespace default, task queue {runtime.TASK_QUEUE})")
             print("Emails:       .journey/outbox/*.eml (set JOURNEY_SMTP_URL to send for real)")
             print("Try:          .venv/bin/journey event web-visit --account <id> --field url=/pricing")
-            print("Ctrl-C stops the worker and the dev server; their state stays in .journey/.")
-            await stop.wait()
-            print("stopping...")
-            if background is not None:
-                background.cancel()
+            async with events_dev.serve(engine, journeys, http_port) as lines:
+                for line in lines:
+                    print(line)
+                print("Ctrl-C stops the worker and the dev server; their state stays in .journey/.", flush=True)
+                await stop.wait()
+                print("stopping...")
+                if background is not None:
+                    background.cancel()

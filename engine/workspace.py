@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from engine import conditions, shape
 from engine.errors import Issue, did_you_mean
+from engine.event_types import EVENTS_FILE, EventTypes, read_event_types
 from engine.loader import SourceMap, load_file
 from engine.model import BuyingGroupsFile, RoleTemplate, ServicesFile, SolutionInterest
 
@@ -33,6 +34,7 @@ class Workspace:
     buying_groups_loaded: bool = True
     services_loaded: bool = True
     has_services_file: bool = False
+    event_types: EventTypes = field(default_factory=EventTypes)
 
     @cached_property
     def solution_interests(self) -> dict[str, SolutionInterest]:
@@ -67,6 +69,9 @@ def load_workspace(folder: Path) -> Workspace:
         workspace.services_loaded = services is not None
         if services is not None:
             workspace.services = services
+    events_path = _either(folder, EVENTS_FILE)
+    workspace.event_types, problems = read_event_types(events_path.parent, display(events_path))
+    workspace.issues.extend(problems)
     return workspace
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,9 +26,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _run_curl(command: str) -> dict[str, Any]:
+    """The printed `curl -s URL -H ... -d BODY` line, sent as it stands (urllib, so curl need not be installed)."""
+    words = shlex.split(command)
+    url, headers, body = words[2], {}, b""
+    for flag, value in zip(words[3::2], words[4::2], strict=True):
+        if flag == "-H":
+            name, _, text = value.partition(": ")
+            headers[name] = text
+        else:
+            body = value.encode()
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return dict(json.loads(response.read()))
+
+
 def test_dev_stack(tmp_path: Path) -> None:
     """The stack comes up, publishes the runnable examples, moves accounts on, and shuts down cleanly."""
-    port, ui_port, services_port = _free_port(), _free_port(), _free_port()
+    port, ui_port, services_port, http_port = _free_port(), _free_port(), _free_port(), _free_port()
     shutil.copytree(REPO / "journeys", tmp_path / "journeys")
     services = tmp_path / "journeys" / "services.yaml"
     services.write_text(services.read_text().replace("127.0.0.1:8790", f"127.0.0.1:{services_port}"))
@@ -43,6 +60,8 @@ def test_dev_stack(tmp_path: Path) -> None:
             str(ui_port),
             "--services-port",
             str(services_port),
+            "--http-port",
+            str(http_port),
         ],
         cwd=tmp_path,
         env=env,
@@ -59,7 +78,7 @@ def test_dev_stack(tmp_path: Path) -> None:
             if not line:
                 break
             lines.append(line.rstrip("\n"))
-            if line.startswith("Temporal UI:"):
+            if line.startswith("Ctrl-C stops"):
                 break
         output = "\n".join(lines)
         assert f"Temporal UI:  http://localhost:{ui_port}/namespaces/default/workflows" in output, output
@@ -70,6 +89,10 @@ def test_dev_stack(tmp_path: Path) -> None:
         assert output.count("form fill 'webinar-attended' for ") == 5
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200
+        assert f"Events:       http://127.0.0.1:{http_port}  (OpenAPI " in output
+        curl = next(line for line in lines if line.startswith("Fill a form:  curl "))
+        answer = _run_curl(curl.removeprefix("Fill a form:  "))
+        assert answer["results"][0]["status"] == "accepted", answer
         # The handoff demo: three ai-seed accounts go all the way to the sales handoff, whatever the hour.
         demo = "acme-corp, apexfield-farms, apexview-biosciences"
         assert f"handoff demo: {demo} go through ai-seed-abm now (send window ignored)" in output

@@ -1,0 +1,294 @@
+"""The ASGI app of `journey serve`: events and form webhooks in, tracking links, health and metrics.
+
+Every event is committed before the answer goes out; the relay (engine/service/relay.py) running in the
+same process delivers it to the account's journeys. A refused request stores nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import structlog
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader, HTTPBearer
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from engine.analytics import web as analytics_web
+from engine.event_types import EventTypes
+from engine.service import auth, email_links, ingest
+from engine.service.limits import DEFAULT_MAX_BODY, BodyLimit
+from engine.service.metrics import CONTENT_TYPE, Metrics
+from engine.service.relay import MAX_BACKOFF, Relay, TemporalLink, undelivered_count
+from engine.service.schemas import EventAnswer, EventBatch, EventIn, EventsAnswer, Health, Problem
+from engine.service.writer import Writer
+from engine.tracking import Tokens
+
+log = structlog.get_logger("serve")
+
+
+@dataclass
+class ServiceConfig:
+    engine: Engine
+    types: EventTypes = field(default_factory=EventTypes)
+    tokens: Tokens | None = None
+    temporal: TemporalLink | None = None
+    relay: bool = True
+    max_body: int = DEFAULT_MAX_BODY
+    relay_max_backoff: float = MAX_BACKOFF
+
+
+# Declared for the OpenAPI spec (and its clients); the checks themselves read the raw headers.
+_bearer = HTTPBearer(auto_error=False, description="an API key from `journey api-key create NAME`")
+_signature = APIKeyHeader(
+    name="X-Journey-Signature",
+    auto_error=False,
+    scheme_name="signature",
+    description="sha256=<hex HMAC-SHA256 of '<X-Journey-Timestamp>.<raw body>'> under JOURNEY_WEBHOOK_SECRET",
+)
+_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or wrong credentials; nothing stored"},
+    403: {"model": Problem, "description": "revoked or expired API key; nothing stored"},
+    413: {"model": Problem, "description": "body larger than the limit; nothing stored"},
+    415: {"model": Problem, "description": "a body type the endpoint does not read; nothing stored"},
+    422: {"model": Problem, "description": "unreadable body; nothing stored"},
+}
+_ANALYTICS_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the report: a self-contained page (format=html) or its numbers (format=json)",
+        "content": {"text/html": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
+    },
+    400: {
+        "description": "a selector, filter or date the report cannot use; the detail says what to change",
+        "content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}},
+    },
+    401: _REFUSALS[401],
+    403: _REFUSALS[403],
+    422: {"model": Problem, "description": "a query parameter of the wrong kind"},
+}
+_EVENTS_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"oneOf": [{"$ref": "#/components/schemas/EventIn"}, {"$ref": "#/components/schemas/EventBatch"}]}
+        }
+    },
+}
+_FORM_FIELDS = {
+    "type": "object",
+    "properties": {
+        "email": {"type": "string", "description": "the person who filled the form"},
+        "account_id": {"type": "string"},
+        "event_id": {"type": "string", "description": "idempotency key (or the Idempotency-Key header)"},
+    },
+    "required": ["email"],
+    "additionalProperties": True,
+}
+_FORM_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": _FORM_FIELDS},
+        "application/x-www-form-urlencoded": {"schema": _FORM_FIELDS},
+    },
+}
+
+
+def create_app(config: ServiceConfig) -> FastAPI:
+    metrics = Metrics()
+    relay = None
+    if config.temporal is not None:
+        relay = Relay(config.engine, config.temporal, config.types.names, metrics, config.relay_max_backoff)
+    metrics.watch_undelivered(lambda: undelivered_count(config.engine, config.types.names))
+    writer = Writer(config.engine, config.types)
+    keys = auth.KeyCache()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop)) if relay is not None and config.relay else None
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await writer.close()
+
+    app = FastAPI(
+        title="Journey events",
+        version="1",
+        description="Events in for B2B account journeys: authenticated, stored before answering, relayed to "
+        "Temporal exactly once per journey.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimit, limit=config.max_body, refused=lambda: metrics.refused.labels("size").inc())
+
+    @app.exception_handler(ingest.ProblemError)
+    async def _problem(_: Request, error: ingest.ProblemError) -> JSONResponse:
+        metrics.refused.labels("body").inc()
+        body = Problem(error=error.error, detail=error.detail, path=error.path)
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=error.status)
+
+    @app.exception_handler(auth.AuthError)
+    async def _refused(request: Request, error: auth.AuthError) -> JSONResponse:
+        metrics.refused.labels("auth").inc()
+        log.info("request refused", path=request.url.path, status=error.status, reason=error.reason)
+        kind = "unauthorized" if error.status == 401 else "forbidden"
+        return JSONResponse(Problem(error=kind, detail=error.reason).model_dump(exclude_none=True), error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {"msg": "invalid request", "loc": ()}
+        problem = Problem(error="invalid_body", detail=str(first["msg"]), path=".".join(map(str, first["loc"])))
+        return JSONResponse(problem.model_dump(exclude_none=True), 422)
+
+    async def caller(
+        request: Request, _bearer_token: Any = Depends(_bearer), _signed: Any = Depends(_signature)
+    ) -> auth.Caller:
+        """An API key, or else a body signature; the body is read (and kept) here so it can be checked."""
+        body = await request.body()
+        authorization = request.headers.get("authorization")
+        if authorization:
+            if keys.get(_key_id(authorization)) is not None:  # read within the last second: no thread needed
+                return auth.check_bearer(config.engine, authorization, keys)
+            return await asyncio.to_thread(auth.check_bearer, config.engine, authorization, keys)
+        signature = request.headers.get("x-journey-signature")
+        if signature:
+            return auth.check_signature(signature, request.headers.get("x-journey-timestamp"), body)
+        raise auth.AuthError("no credentials: send 'Authorization: Bearer <api key>' or a signed body")
+
+    def answered(answer: EventsAnswer) -> EventsAnswer:
+        for status in ("accepted", "duplicate", "unmatched", "rejected"):
+            metrics.events.labels(status).inc(getattr(answer, status))
+        if relay is not None and answer.accepted:
+            relay.wake.set()
+        return answer
+
+    @app.post(
+        "/v1/events",
+        response_model=EventsAnswer,
+        responses=_REFUSALS,
+        openapi_extra={"requestBody": _EVENTS_BODY},
+        summary="Send one event, or a batch of up to 1,000",
+    )
+    async def post_events(request: Request, _caller: auth.Caller = Depends(caller)) -> EventsAnswer:
+        """Each event gets its own verdict: accepted, duplicate (event id seen before), unmatched (stored;
+        no known account or person) or rejected (not stored; `path` names the field). The answer is 200
+        whenever the body could be read, even if every event was rejected."""
+        batch, single = ingest.split_batch(ingest.read_json(await request.body()))
+        judged = [ingest.judge(raw, index, single, config.types) for index, raw in enumerate(batch)]
+        answer = await writer.store(judged)
+        return answered(answer)
+
+    @app.post(
+        "/v1/forms/{form}",
+        response_model=EventAnswer,
+        responses=_REFUSALS,
+        openapi_extra={"requestBody": _FORM_BODY},
+        summary="A form tool's webhook: the submission becomes a form_fill",
+    )
+    async def post_form(form: str, request: Request, _caller: auth.Caller = Depends(caller)) -> EventAnswer:
+        """JSON or form-encoded fields; `email` is required. A new email on a known account's domain
+        creates the person."""
+        body = await request.body()
+        fields = await _form_fields(request, body)
+        event = ingest.form_event(form, fields, request.headers.get("idempotency-key"), body)
+        answer = await writer.store([event])
+        return answered(answer).results[0]
+
+    @app.get("/healthz", response_model=Health, responses={503: {"model": Health}}, summary="Database and Temporal")
+    async def healthz() -> JSONResponse:
+        database = await asyncio.to_thread(_database_ok, config.engine)
+        temporal = await _temporal_ok(config.temporal)
+        healthy = database == "ok" and temporal in ("ok", "not used")
+        body = Health(status="ok" if healthy else "unavailable", database=database, temporal=temporal)
+        return JSONResponse(body.model_dump(), 200 if healthy else 503)
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}}}},
+        summary="Prometheus metrics",
+    )
+    async def get_metrics() -> Response:
+        content = await asyncio.to_thread(metrics.render)
+        return Response(content, media_type=CONTENT_TYPE)
+
+    app.include_router(email_links.router(config.engine, config.tokens, config.types, metrics, answered))
+    # Account analytics pages (issue 8) read the same database and need the same credentials as events.
+    app.dependency_overrides[analytics_web.analytics_engine] = lambda: config.engine
+    app.include_router(analytics_web.router, dependencies=[Depends(caller)], responses=_ANALYTICS_ANSWERS)
+    _register_models(app)
+    return app
+
+
+def _register_models(app: FastAPI) -> None:
+    """Put EventIn and EventBatch into components, since the events body is read by hand (to check the
+    signature over the raw bytes first) and FastAPI therefore does not see them."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (EventIn, EventBatch):
+                document = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(document.pop("$defs", {}))
+                components[model.__name__] = document
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _key_id(authorization: str) -> str:
+    key = authorization.partition(" ")[2].strip()
+    return key[: key.find("_", len(auth.KEY_PREFIX))]
+
+
+async def _form_fields(request: Request, body: bytes) -> dict[str, Any]:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise ingest.ProblemError(422, "invalid_body", "the form body is not UTF-8 text") from None
+    if kind == "multipart/form-data":
+        form = await request.form()
+        return {name: value for name, value in form.items() if isinstance(value, str)}
+    if kind in ("application/json", ""):
+        data = ingest.read_json(body)
+        if not isinstance(data, dict):
+            raise ingest.ProblemError(422, "invalid_body", "expected the form's fields as a JSON object")
+        return data
+    raise ingest.ProblemError(
+        415, "unsupported_media_type", f"'{kind}': send application/json or application/x-www-form-urlencoded"
+    )
+
+
+def _database_ok(engine: Engine) -> str:
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        return "ok"
+    except Exception as error:  # any failure is the answer here
+        return f"unreachable: {type(error).__name__}: {error}"[:300]
+
+
+async def _temporal_ok(link: TemporalLink | None) -> str:
+    if link is None:
+        return "not used"
+    try:
+        client = await asyncio.wait_for(link.client(), timeout=3)
+        healthy = await client.service_client.check_health(timeout=timedelta(seconds=2))
+        return "ok" if healthy else "not serving"
+    except Exception as error:  # any failure is the answer here
+        return f"unreachable: {type(error).__name__}: {error}"[:300]

@@ -1,0 +1,174 @@
+"""The events relay: stored events that no journey has heard of yet become signals, then are marked delivered.
+
+`journey serve` answers a sender only after the event is committed; this loop does the rest. It reads
+undelivered events oldest first, signals each to the account's running journeys (in order within an
+account, accounts side by side), and marks them delivered. While Temporal or its connection is down it
+backs off (0.2 s doubling to 30 s) and the events wait in the database. A crash between the signal and
+the mark sends the signal again on restart; the journey workflow drops an event id it has already seen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from activities.context import person_data
+from engine import events
+from engine.contracts import JourneyEvent
+from engine.db import ActivityEvent, Person, utcnow
+from engine.service.metrics import Metrics
+
+log = structlog.get_logger("relay")
+
+BATCH = 500
+CONCURRENT_ACCOUNTS = 64
+IDLE_SECONDS = 1.0
+FIRST_BACKOFF, MAX_BACKOFF = 0.2, 30.0
+
+
+class TemporalLink:
+    """One client, connected on first use and again after a failed connect; shared by relay and health."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Client]]) -> None:
+        self._connect = connect
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                self._client = await self._connect()
+            return self._client
+
+
+def _pending(types: Sequence[str]) -> tuple[Any, ...]:
+    return (
+        col(ActivityEvent.delivered_at).is_(None),
+        col(ActivityEvent.journey_id).is_(None),
+        ActivityEvent.status == "matched",
+        col(ActivityEvent.type).in_(types),
+    )
+
+
+def undelivered_count(engine: Engine, types: Sequence[str]) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(ActivityEvent).where(*_pending(types))).one())
+
+
+def _as_event(row: ActivityEvent, person: Person | None) -> JourneyEvent:
+    return JourneyEvent(
+        type=row.type,
+        event_id=row.key,
+        account_id=row.account_id or "",
+        email=row.email,
+        person=person_data(person) if person is not None else None,
+        payload=row.payload,
+        occurred_at=_aware(row.occurred_at),  # SQLite gives naive datetimes back; they were stored in UTC
+    )
+
+
+class Relay:
+    def __init__(
+        self,
+        engine: Engine,
+        link: TemporalLink,
+        types: Sequence[str],
+        metrics: Metrics | None = None,
+        max_backoff: float = MAX_BACKOFF,
+        idle: float = IDLE_SECONDS,
+    ) -> None:
+        self._engine = engine
+        self._link = link
+        self._types = list(types)
+        self._metrics = metrics or Metrics()
+        self._max_backoff = max_backoff
+        self._idle = idle  # how often to look when nothing wakes it (another process stores the events)
+        self.wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until `stop` is set; never gives up on an unreachable Temporal."""
+        backoff = FIRST_BACKOFF
+        while not stop.is_set():
+            self.wake.clear()  # before reading: an event stored during this round wakes the next one at once
+            try:
+                delivered = await self.deliver_pending()
+                backoff = FIRST_BACKOFF
+            except (RPCError, RuntimeError, OSError) as error:
+                self._metrics.relay_failures.inc()
+                log.warning(
+                    "relay: Temporal unreachable, events wait in the database", error=str(error), retry_in=backoff
+                )
+                await _sleep_or(stop, backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            if delivered < BATCH:
+                await _sleep_or(stop, self._idle, self.wake)
+
+    async def deliver_pending(self) -> int:
+        """One round: up to BATCH events delivered and marked; raises if Temporal could not be reached."""
+        rows = await asyncio.to_thread(self._read)
+        if not rows:
+            return 0
+        client = await self._link.client()
+        journeys = await asyncio.to_thread(events.journey_ids, self._engine)
+        limit = asyncio.Semaphore(CONCURRENT_ACCOUNTS)
+        done: list[tuple[str, datetime]] = []
+
+        async def account_in_order(batch: list[tuple[JourneyEvent, datetime]]) -> None:
+            async with limit:
+                for event, recorded_at in batch:
+                    await events.signal_journeys(client, journeys, event)
+                    done.append((event.event_id, recorded_at))
+
+        by_account = itertools.groupby(
+            sorted(rows, key=lambda item: item[0].account_id), lambda item: item[0].account_id
+        )
+        outcomes = await asyncio.gather(
+            *(account_in_order(list(batch)) for _, batch in by_account), return_exceptions=True
+        )
+        await asyncio.to_thread(events.mark_delivered, self._engine, [key for key, _ in done])
+        now = utcnow()
+        for _, recorded_at in done:
+            self._metrics.delivery_lag.observe(max(0.0, (now - recorded_at).total_seconds()))
+        self._metrics.delivered.inc(len(done))
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return len(done)
+
+    def _read(self) -> list[tuple[JourneyEvent, datetime]]:
+        with Session(self._engine) as session:
+            query = select(ActivityEvent).where(*_pending(self._types)).order_by(col(ActivityEvent.id)).limit(BATCH)
+            rows = session.exec(query).all()
+            ids = {row.person_id for row in rows if row.person_id is not None}
+            people = {p.id: p for p in session.exec(select(Person).where(col(Person.id).in_(ids))).all()} if ids else {}
+            return [
+                (_as_event(row, people.get(row.person_id) if row.person_id else None), _aware(row.recorded_at))
+                for row in rows
+            ]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def _sleep_or(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+    """Sleep, cut short by `stop` or `wake`."""
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -55,6 +55,9 @@ with workflow.unsafe.imports_passed_through():
 
 QUICK = timedelta(seconds=30)
 LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
+WAITING_TYPES = LISTENING_TYPES | {"wait"}
+EARLY_EVENTS_KEPT = 100
+EARLY_EVENTS_PATCH = "events-from-the-step-before"
 # Events that can change a buying group's completeness: a wait_for_completeness node re-checks on them.
 GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned"})
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
@@ -84,6 +87,9 @@ class JourneyWorkflow:
         self._state: JourneyState | None = None
         self._listening = False
         self._inbox: list[JourneyEvent] = []
+        # Events that arrived while the account was at a node that does not listen (an email being sent):
+        # the next node hears them if it listens, so a click right after the send is not lost.
+        self._early: list[JourneyEvent] = []
         self._seen: dict[str, None] = {}
         # An operator's skip or cancel: the exit the account takes instead of its node's own.
         self._interrupt: _Exit | None = None
@@ -95,13 +101,17 @@ class JourneyWorkflow:
     @workflow.signal(name="event")
     def event(self, event: JourneyEvent) -> None:
         """An event for this account. Duplicates (same event id) are dropped; others wait in the inbox
-        while the account is at a `wait_for_event` node and are ignored elsewhere."""
+        while the account is at a listening node. One that arrives during a step that does not wait (an
+        email going out, a split) is kept for the next node; events during a timer or another wait that
+        did not want them are dropped."""
         if event.event_id in self._seen:
             workflow.logger.info("duplicate event ignored", extra={"event_id": event.event_id})
             return
         self._remember(event.event_id)
         if self._listening:
             self._inbox.append(event)
+        else:
+            self._early = [*self._early, event][-EARLY_EVENTS_KEPT:]
 
     @workflow.query(name="state")
     def state(self) -> dict[str, Any]:
@@ -192,8 +202,17 @@ class JourneyWorkflow:
         visit = state.visits.get(node.id, 0) + 1
         self._state = state.model_copy(update={"visits": {**state.visits, node.id: visit}})
         self._listening = node.type in LISTENING_TYPES
-        self._inbox = []
+        self._inbox = self._carried(node) if self._listening else []
+        self._early = []
         return visit, True
+
+    def _carried(self, node: NodeBase) -> list[JourneyEvent]:
+        """Events from the step just before, when that step did not wait (see `event`)."""
+        path = self._current().path
+        previous = self._plan().nodes.get(path[-1].node) if path else None
+        if not self._early or previous is None or previous.type in WAITING_TYPES:
+            return []
+        return list(self._early) if workflow.patched(EARLY_EVENTS_PATCH) else []
 
     def _move(self, exit_: _Exit) -> None:
         assert self._state is not None and self._input is not None and exit_.target is not None

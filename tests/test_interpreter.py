@@ -3,6 +3,7 @@ activities against a real SQLite database and real HTTP on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -358,3 +359,70 @@ class TestSendEmail:
         local = left.astimezone(ZoneInfo("America/Chicago"))
         assert local.weekday() == 2 and 9 <= local.hour <= 10
         assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+
+
+class HeldDelivery(OutboxFileDelivery):
+    """File delivery that holds each message until the test lets it go: the email is still being sent."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.sending, self.release = threading.Event(), threading.Event()
+
+    def deliver(self, message: Any, key: str) -> None:
+        self.sending.set()
+        assert self.release.wait(timeout=30)
+        super().deliver(message, key)
+
+
+EMAIL_THEN_CLICK = """
+- id: intro
+  type: send_email
+  to: all
+  subject: Hello
+  template: emails/intro.html.j2
+  next: {after}
+{nap}- id: wait_click
+  type: wait_for_event
+  event: email_click
+  timeout: 3d
+  on_event: clicked
+  on_timeout: ignored
+- id: clicked
+  type: end
+- id: ignored
+  type: end
+"""
+
+
+NAP = """- id: nap
+  type: wait
+  duration: 1h
+  next: wait_click
+"""
+
+
+@pytest.mark.parametrize(("after", "branch"), [("wait_click", "clicked"), ("nap", "ignored")])
+async def test_event_during_a_step_that_does_not_wait(
+    time_env: WorkflowEnvironment, db: Engine, tmp_path: Path, after: str, branch: str
+) -> None:
+    """A click that arrives while its email is still going out reaches the wait right after the send;
+    one that arrives before a timer does not reach the wait after that timer (the timer did not want it)."""
+    plan = write_journey(
+        tmp_path,
+        EMAIL_THEN_CLICK.format(after=after, nap=NAP if after == "nap" else ""),
+        start="intro",
+        templates={"emails/intro.html.j2": "<p>Hi</p>\n"},
+    )
+    add_account(db)
+    add_person(db, "acme-corp", "ana@acme-corp.example", first_name="Ana")
+    delivery = HeldDelivery(tmp_path / "outbox")
+    task_queue = f"test-{uuid.uuid4()}"
+    async with running_worker(time_env.client, db, delivery, task_queue):
+        handle = await start(time_env.client, plan, task_queue)
+        assert await asyncio.to_thread(delivery.sending.wait, 30)
+        await handle.signal("event", event("email_click"))
+        state = await handle.query("state")
+        assert state["position"] == "intro" and not state["listening"]
+        delivery.release.set()
+        result = await handle.result()
+    assert result.ended_at == branch

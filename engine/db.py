@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event
 from sqlalchemy.engine import Engine, make_url
-from sqlmodel import Field, SQLModel, create_engine
+from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 DEFAULT_HOME = Path(".journey")
 
@@ -171,6 +171,18 @@ class Handoff(SQLModel, table=True):
     created_at: datetime = _when(nullable=False, default=utcnow)
 
 
+class JourneyAccount(SQLModel, table=True):
+    """The accounts each journey was ever started for: delivering an event signals only these journeys of
+    the event's account, not every published journey (most accounts are in none). Written before the
+    workflow starts, so an event can never find the workflow running and the row missing; a row whose
+    workflow has ended costs one "not found" signal."""
+
+    __tablename__ = "journey_account"
+    journey_id: str = Field(primary_key=True)
+    account_id: str = Field(primary_key=True, index=True)
+    first_started_at: datetime = _when(nullable=False, default=utcnow)
+
+
 class JourneyVersion(SQLModel, table=True):
     """Each published version of a journey, with its Plan, so a running account's version can be read."""
 
@@ -232,3 +244,20 @@ def init_db(engine: Engine) -> None:
     for table in SQLModel.metadata.sorted_tables:
         for index in table.indexes:
             index.create(engine, checkfirst=True)
+    _backfill_journey_accounts(engine)
+
+
+def _backfill_journey_accounts(engine: Engine) -> None:
+    """Databases from before journey_account: every account that entered a journey is a member of it."""
+    with Session(engine) as session:
+        if session.exec(select(JourneyAccount.journey_id).limit(1)).first() is not None:
+            return
+        entered = session.exec(
+            select(ActivityEvent.journey_id, ActivityEvent.account_id)
+            .where(ActivityEvent.type == "journey_entered")
+            .distinct()
+        ).all()
+        for journey_id, account_id in entered:
+            if journey_id and account_id:
+                session.add(JourneyAccount(journey_id=journey_id, account_id=account_id))
+        session.commit()

@@ -23,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.context import person_data
 from engine import runtime
 from engine.contracts import JourneyEvent
-from engine.db import Account, ActivityEvent, JourneyVersion, Person, utcnow
+from engine.db import Account, ActivityEvent, JourneyAccount, Person, utcnow
 from engine.model import EVENT_TYPES
 
 Status = Literal["accepted", "duplicate", "unmatched"]
@@ -218,15 +218,24 @@ def _create_person(session: Session, account_id: str, email: str, payload: dict[
 
 async def deliver(client: Client, engine: Engine, event: JourneyEvent) -> list[str]:
     """Signal the event to every running journey of its account; the workflow ids it reached."""
-    reached = await signal_journeys(client, journey_ids(engine), event)
+    journeys = journeys_of(engine, [event.account_id]).get(event.account_id, [])
+    reached = await signal_journeys(client, journeys, event)
     mark_delivered(engine, [event.event_id])
     return reached
 
 
-def journey_ids(engine: Engine) -> list[str]:
-    """Every journey ever published: an account may be running in any of them."""
+def journeys_of(engine: Engine, account_ids: Collection[str]) -> dict[str, list[str]]:
+    """The journeys each account was ever started in (db.JourneyAccount): the only ones it can be running in."""
+    found: dict[str, list[str]] = {account_id: [] for account_id in account_ids}
     with Session(engine) as session:
-        return sorted(set(session.exec(select(JourneyVersion.journey_id)).all()))
+        rows = session.exec(
+            select(JourneyAccount.account_id, JourneyAccount.journey_id).where(
+                col(JourneyAccount.account_id).in_(list(account_ids))
+            )
+        ).all()
+    for account_id, journey_id in sorted(rows):
+        found[account_id].append(journey_id)
+    return found
 
 
 async def signal_journeys(client: Client, journeys: Sequence[str], event: JourneyEvent) -> list[str]:

@@ -207,10 +207,11 @@ class JourneyWorkflow:
         return visit, True
 
     def _carried(self, node: NodeBase) -> list[JourneyEvent]:
-        """Events from the step just before, when that step did not wait (see `event`)."""
+        """Events from the step just before, when that step did not wait (see `event`); at the first node,
+        those that arrived as the journey started."""
         path = self._current().path
         previous = self._plan().nodes.get(path[-1].node) if path else None
-        if not self._early or previous is None or previous.type in WAITING_TYPES:
+        if not self._early or (previous is not None and previous.type in WAITING_TYPES):
             return []
         return list(self._early) if workflow.patched(EARLY_EVENTS_PATCH) else []
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -21,7 +22,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.context import account_data
 from engine import conditions, details, runtime
 from engine.contracts import JourneyInput, JourneySettings
-from engine.db import Account, ActivityEvent, JourneyVersion, utcnow
+from engine.db import Account, ActivityEvent, JourneyAccount, JourneyVersion, utcnow
 from engine.plan import Plan
 
 CONCURRENT_STARTS = 20
@@ -130,6 +131,7 @@ async def start_journey(
     """Start one account; False when its journey is already running."""
     workflow_id = runtime.workflow_id(plan.journey, account_id)
     name, owner = await asyncio.to_thread(_name_and_owner, engine, account_id)
+    await asyncio.to_thread(_remember_member, engine, plan.journey, account_id)  # before: see JourneyAccount
     try:
         handle = await client.start_workflow(
             "Journey",
@@ -163,6 +165,17 @@ async def start_launcher(client: Client, plan: Plan, task_queue: str = runtime.T
         static_summary=f"audience refresh of {plan.name} ({plan.audience.refresh})",
     )
     return True
+
+
+def _remember_member(engine: Engine, journey_id: str, account_id: str) -> None:
+    with Session(engine) as session:
+        if session.get(JourneyAccount, (journey_id, account_id)) is not None:
+            return
+        session.add(JourneyAccount(journey_id=journey_id, account_id=account_id))
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent start of the same account remembered it first
+            session.rollback()
 
 
 def _name_and_owner(engine: Engine, account_id: str) -> tuple[str | None, str | None]:

@@ -29,7 +29,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import SmtpDelivery
 from engine import events, publish, runtime
-from engine.contracts import JourneyInput, JourneyResult
+from engine.contracts import JourneyResult
 from engine.db import ActivityEvent, OutboxMessage, Person
 from engine.plan import Plan
 from engine.service import auth
@@ -53,14 +53,10 @@ def _link(env: WorkflowEnvironment) -> TemporalLink:
 async def _start(
     env: WorkflowEnvironment, db: Engine, plan: Plan, task_queue: str
 ) -> WorkflowHandle[Any, JourneyResult]:
-    publish.store_version(db, plan)  # the relay signals the journeys that have been published
-    return await env.client.start_workflow(
-        "Journey",
-        JourneyInput(plan=plan, account_id="acme-corp"),
-        id=runtime.workflow_id(plan.journey, "acme-corp"),
-        task_queue=task_queue,
-        result_type=JourneyResult,
-    )
+    publish.store_version(db, plan)
+    # Started as publishing starts accounts: the relay signals the journeys an account was started in.
+    assert await publish.start_journey(env.client, db, plan, "acme-corp", task_queue=task_queue)
+    return env.client.get_workflow_handle(runtime.workflow_id(plan.journey, "acme-corp"), result_type=JourneyResult)
 
 
 class TestRelay:

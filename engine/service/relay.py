@@ -120,14 +120,15 @@ class Relay:
         if not rows:
             return 0
         client = await self._link.client()
-        journeys = await asyncio.to_thread(events.journey_ids, self._engine)
+        accounts = {event.account_id for event, _ in rows}
+        journeys = await asyncio.to_thread(events.journeys_of, self._engine, accounts)
         limit = asyncio.Semaphore(CONCURRENT_ACCOUNTS)
         done: list[tuple[str, datetime]] = []
 
         async def account_in_order(batch: list[tuple[JourneyEvent, datetime]]) -> None:
             async with limit:
                 for event, recorded_at in batch:
-                    await events.signal_journeys(client, journeys, event)
+                    await events.signal_journeys(client, journeys[event.account_id], event)
                     done.append((event.event_id, recorded_at))
 
         by_account = itertools.groupby(

@@ -11,12 +11,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from support import WAIT_FOR_DEMO, add_account, write_journey
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import OutboxFileDelivery
 from engine import events, publish, runtime
 from engine.contracts import JourneyResult
 from engine.db import ActivityEvent, JourneyAccount, init_db
+from engine.model import EVENT_TYPES
+from engine.service.relay import Relay, TemporalLink, undelivered_count
 from engine.workers import running_worker
 
 
@@ -70,3 +73,27 @@ def test_membership_filled_from_the_event_log_once(db: Engine) -> None:
         session.commit()
     init_db(db)  # not empty any more: left as it is
     assert events.journeys_of(db, ["acme-corp"]) == {"acme-corp": ["webinar"]}
+
+
+async def test_relay_settles_events_of_accounts_in_no_journey(
+    time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path
+) -> None:
+    """The relay marks a bystander's events delivered in bulk (nobody to signal) and still signals members."""
+    add_account(db)
+    add_account(db, "bystander", name="Bystander Inc")
+    plan = write_journey(tmp_path, WAIT_FOR_DEMO, start="wait_demo", journey=f"relay-{uuid.uuid4().hex[:6]}")
+    assert await publish.start_journey(time_env.client, db, plan, "acme-corp", task_queue=worker)
+    for n in range(3):
+        events.record(db, "web_visit", "bystander", None, {"url": f"/{n}"}, event_id=f"b-{n}")
+    events.record(db, "form_fill", "acme-corp", None, {"form": "demo-request"}, event_id="a-1")
+
+    async def connect() -> Client:
+        return time_env.client
+
+    relay = Relay(db, TemporalLink(connect), EVENT_TYPES)
+    assert await relay.deliver_pending() == 4
+    assert undelivered_count(db, EVENT_TYPES) == 0
+    handle = time_env.client.get_workflow_handle(
+        runtime.workflow_id(plan.journey, "acme-corp"), result_type=JourneyResult
+    )
+    assert (await handle.result()).ended_at == "converted"

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio.client import Client
@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 from activities.context import person_data
 from engine import events
 from engine.contracts import JourneyEvent
-from engine.db import ActivityEvent, Person, utcnow
+from engine.db import ActivityEvent, JourneyAccount, Person, utcnow
 from engine.service.metrics import Metrics
 
 log = structlog.get_logger("relay")
@@ -116,9 +116,11 @@ class Relay:
 
     async def deliver_pending(self) -> int:
         """One round: up to BATCH events delivered and marked; raises if Temporal could not be reached."""
+        settled = await asyncio.to_thread(self._settle_outsiders)
+        self._metrics.delivered.inc(settled)
         rows = await asyncio.to_thread(self._read)
         if not rows:
-            return 0
+            return settled
         client = await self._link.client()
         accounts = {event.account_id for event, _ in rows}
         journeys = await asyncio.to_thread(events.journeys_of, self._engine, accounts)
@@ -145,7 +147,21 @@ class Relay:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return len(done)
+        return settled + len(done)
+
+    def _settle_outsiders(self) -> int:
+        """Events of accounts that were never started in a journey reach nobody: marked delivered in one
+        statement. Safe against a journey starting meanwhile: its journey_account row is written before the
+        workflow starts, so an event this skips arrived before that workflow existed (and would have found
+        no workflow to signal)."""
+        members = select(JourneyAccount.account_id)
+        statement = (
+            update(ActivityEvent)
+            .where(*_pending(self._types), col(ActivityEvent.account_id).not_in(members))
+            .values(delivered_at=utcnow())
+        )
+        with self._engine.begin() as connection:
+            return int(connection.execute(statement).rowcount or 0)
 
     def _read(self) -> list[tuple[JourneyEvent, datetime]]:
         with Session(self._engine) as session:

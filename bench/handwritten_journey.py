@@ -29,7 +29,8 @@ from engine.contracts import (
     StepKind,
     StepRecord,
 )
-from engine.interpreter import DB_RETRY, EMAIL_RETRY, QUICK
+from engine.interpreter import EMAIL_RETRY
+from engine.journey_base import DB_RETRY, QUICK
 from engine.model import Recipients
 
 JOURNEY, NAME, VERSION = "bench-throughput", "Bench Throughput", "hand-written"

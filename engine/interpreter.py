@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -25,9 +25,6 @@ with workflow.unsafe.imports_passed_through():
         JourneyInput,
         JourneyResult,
         JourneyState,
-        OperatorLog,
-        OperatorRequest,
-        OperatorResult,
         SendEmailRequest,
         SendEmailResult,
         ServiceCallRequest,
@@ -37,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         Visit,
     )
     from engine.durations import format_duration
+    from engine.journey_base import DB_RETRY, QUICK, Exit
     from engine.model import (
         AssignBuyingGroup,
         End,
@@ -51,50 +49,24 @@ with workflow.unsafe.imports_passed_through():
         WaitForCompleteness,
         WaitForEvent,
     )
+    from engine.operator_updates import OperatorUpdates
     from engine.render import node_summary
 
-QUICK = timedelta(seconds=30)
 LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
 WAITING_TYPES = LISTENING_TYPES | {"wait"}
 EARLY_EVENTS_KEPT = 100
 EARLY_EVENTS_PATCH = "events-from-the-step-before"
 # Events that can change a buying group's completeness: a wait_for_completeness node re-checks on them.
 GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned"})
-DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
-# Workflows started before search attributes existed replay without them (tests/histories/before-visibility).
-VISIBILITY_PATCH = "search-attributes-and-operator-actions"
 EMAIL_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10), non_retryable_error_types=["NotSupported", "AccountNotFound"]
 )
 
 
-_UNSET = object()
-
-
-class _Exit:
-    """Where a node sends the account: the branch's name and its target."""
-
-    __slots__ = ("branch", "target")
-
-    def __init__(self, branch: str, target: str | None) -> None:
-        self.branch, self.target = branch, target
-
-
 @workflow.defn(name="Journey")
-class JourneyWorkflow:
-    def __init__(self) -> None:
-        self._input: JourneyInput | None = None
-        self._state: JourneyState | None = None
-        self._listening = False
-        self._inbox: list[JourneyEvent] = []
-        # Events that arrived while the account was at a node that does not listen (an email being sent):
-        # the next node hears them if it listens, so a click right after the send is not lost.
-        self._early: list[JourneyEvent] = []
-        self._seen: dict[str, None] = {}
-        # An operator's skip or cancel: the exit the account takes instead of its node's own.
-        self._interrupt: _Exit | None = None
-        self._cancelled: str | None = None
-        self._shown: dict[str, object] = {}  # search attributes as last written by this run
+class JourneyWorkflow(OperatorUpdates):
+    """The walk: node after node until an end, every effect an activity. State, accessors and what
+    operators see live in JourneyBase; the operator updates in OperatorUpdates."""
 
     # --- messages ------------------------------------------------------------------------------------
 
@@ -165,7 +137,7 @@ class JourneyWorkflow:
             if self._continue_as_new_due():
                 await self._continue_as_new()
 
-    async def _run_node(self, node: NodeBase, visit: int) -> _Exit:
+    async def _run_node(self, node: NodeBase, visit: int) -> Exit:
         """The node's exit, unless an operator skipped or cancelled; a paused account waits here, before
         the node starts and before it leaves (what happened meanwhile decides its branch on resume)."""
         await self._hold_while_paused(node)
@@ -215,7 +187,7 @@ class JourneyWorkflow:
             return []
         return list(self._early) if workflow.patched(EARLY_EVENTS_PATCH) else []
 
-    def _move(self, exit_: _Exit) -> None:
+    def _move(self, exit_: Exit) -> None:
         assert self._state is not None and self._input is not None and exit_.target is not None
         kept = self._input.settings.path_kept
         visit = Visit(node=self._state.position, entered_at=self._state.entered_at, branch=exit_.branch)
@@ -224,7 +196,7 @@ class JourneyWorkflow:
         )
         self._listening, self._inbox = False, []
 
-    async def _execute(self, node: NodeBase, visit: int) -> _Exit:
+    async def _execute(self, node: NodeBase, visit: int) -> Exit:
         match node:
             case SendEmail():
                 await self._send_email(node, visit)
@@ -258,7 +230,7 @@ class JourneyWorkflow:
                 )
                 return self._edge(node, "next")
             case End():
-                return _Exit("end", None)
+                return Exit("end", None)
         raise ApplicationError(
             f"node '{node.id}': '{node.type}' is not supported by this worker yet (buying groups arrive later)",
             type="NotSupported",
@@ -306,7 +278,7 @@ class JourneyWorkflow:
         delivered = result.sent + result.already_sent
         self._state = self._current().model_copy(update={"emails_sent": state.emails_sent + delivered})
 
-    async def _wait_for_event(self, node: WaitForEvent) -> _Exit:
+    async def _wait_for_event(self, node: WaitForEvent) -> Exit:
         deadline = self._entered_at() + node.timeout
         condition = (
             conditions.compile_condition(
@@ -336,7 +308,7 @@ class JourneyWorkflow:
             if not self._inbox and self._continue_as_new_due():
                 await self._continue_as_new(resume_inside=True)
 
-    async def _wait_for_completeness(self, node: WaitForCompleteness, visit: int) -> _Exit:
+    async def _wait_for_completeness(self, node: WaitForCompleteness, visit: int) -> Exit:
         """Re-check when something that can change the group arrives (not by polling); decide at once on entry."""
         deadline = self._entered_at() + node.timeout
         summary = f"wait {format_duration(node.timeout)} for {node.threshold:g}% complete"
@@ -420,7 +392,7 @@ class JourneyWorkflow:
             workflow.logger.warning("event condition failed; event ignored", extra={"error": str(error)})
             return False
 
-    async def _split(self, node: Split) -> _Exit:
+    async def _split(self, node: Split) -> Exit:
         account = await self._load_account()
         self._state = self._current().model_copy(update={"account": account})
         group = None
@@ -438,10 +410,10 @@ class JourneyWorkflow:
                 matched = False
             if matched:
                 edge = self._plan().edges[node.id][index]
-                return _Exit(edge.label, edge.target)
+                return Exit(edge.label, edge.target)
         return self._edge(node, "otherwise")
 
-    async def _call_service(self, node: ExternalAction, visit: int) -> _Exit:
+    async def _call_service(self, node: ExternalAction, visit: int) -> Exit:
         plan = self._plan()
         service = plan.services[node.service]
         request = ServiceCallRequest(
@@ -539,151 +511,7 @@ class JourneyWorkflow:
         while len(self._seen) > kept:
             del self._seen[next(iter(self._seen))]
 
-    # --- operators -----------------------------------------------------------------------------------
-
-    @workflow.update(name="skip")
-    async def skip(self, request: OperatorRequest) -> OperatorResult:
-        """Move the account on now: to the node `to`, or along its node's timeout path."""
-        node = self._node()
-        self._interrupt = self._skip_exit(node, request)
-        where = f"'{self._interrupt.target}'" + (" (timeout path)" if request.timeout else "")
-        detail = {"to": self._interrupt.target, "branch": self._interrupt.branch}
-        return await self._operator_log("skip", node, request, f"moves from '{node.id}' to {where}", detail)
-
-    @skip.validator
-    def _validate_skip(self, request: OperatorRequest) -> None:
-        self._skip_exit(self._node(), request)
-
-    @workflow.update(name="pause")
-    async def pause(self, request: OperatorRequest) -> OperatorResult:
-        """Hold the account where it is: it starts no node, sends nothing and leaves no node until resumed."""
-        node = self._node()
-        by = f"{request.by}: {request.reason}" if request.reason else request.by
-        self._state = self._current().model_copy(update={"paused": by})
-        self._show_waiting(node, visibility.PAUSED)
-        return await self._operator_log("pause", node, request, f"paused at '{node.id}'")
-
-    @pause.validator
-    def _validate_pause(self, request: OperatorRequest) -> None:
-        self._check_operator(request)
-        if self._current().paused is not None:
-            raise ValueError(f"already paused ({self._current().paused})")
-
-    @workflow.update(name="resume")
-    async def resume(self, request: OperatorRequest) -> OperatorResult:
-        node = self._node()
-        self._state = self._current().model_copy(update={"paused": None})
-        self._show_waiting(node, details.waiting_for(node))
-        return await self._operator_log("resume", node, request, f"resumed at '{node.id}'")
-
-    @resume.validator
-    def _validate_resume(self, request: OperatorRequest) -> None:
-        self._check_operator(request)
-        if self._current().paused is None:
-            raise ValueError("the account is not paused")
-
-    @workflow.update(name="cancel")
-    async def cancel(self, request: OperatorRequest) -> OperatorResult:
-        """End the account's journey now; the result says who cancelled it and why."""
-        node = self._node()
-        self._cancelled = f"cancelled by {request.by}: {request.reason}"
-        self._interrupt = _Exit("cancelled", None)
-        return await self._operator_log("cancel", node, request, f"cancelled at '{node.id}'")
-
-    @cancel.validator
-    def _validate_cancel(self, request: OperatorRequest) -> None:
-        self._check_operator(request)
-        if not request.reason.strip():
-            raise ValueError("say why: a reason is required to cancel")
-
-    def _check_operator(self, request: OperatorRequest) -> None:
-        if self._state is None or self._input is None:
-            raise ValueError("the journey has not started yet; try again in a moment")
-        if self._interrupt is not None:
-            raise ValueError(f"the account is already leaving '{self._state.position}' ({self._interrupt.branch})")
-        if not request.by.strip():
-            raise ValueError("say who you are: `by` is required")
-
-    def _skip_exit(self, node: NodeBase, request: OperatorRequest) -> _Exit:
-        self._check_operator(request)
-        if (request.to is None) == (not request.timeout):
-            raise ValueError("give either a node to move to or the timeout path, not both or neither")
-        if request.to is not None:
-            if request.to not in self._plan().nodes:
-                known = ", ".join(self._plan().nodes)
-                raise ValueError(f"journey '{self._plan().journey}' has no node '{request.to}' (nodes: {known})")
-            return _Exit("operator_skip", request.to)
-        label = "next" if isinstance(node, Wait) else "on_timeout"
-        if not isinstance(node, Wait | WaitForEvent | WaitForCompleteness) or not any(
-            edge.label == label for edge in self._plan().edges[node.id]
-        ):
-            raise ValueError(f"node '{node.id}' ({node.type}) has no timeout path; move it to a named node instead")
-        return self._edge(node, label)
-
-    async def _operator_log(
-        self, action: str, node: NodeBase, request: OperatorRequest, what: str, detail: dict[str, Any] | None = None
-    ) -> OperatorResult:
-        info, update = workflow.info(), workflow.current_update_info()
-        assert update is not None
-        await workflow.execute_activity(
-            "record_operator_action",
-            OperatorLog(
-                key=f"{info.workflow_id}/{info.first_execution_run_id}/operator/{update.id}",
-                journey_id=self._plan().journey,
-                account_id=self._input_().account_id,
-                node_id=node.id,
-                action=action,
-                by=request.by,
-                reason=request.reason,
-                detail=detail or {},
-                occurred_at=workflow.now(),
-            ),
-            start_to_close_timeout=QUICK,
-            retry_policy=DB_RETRY,
-            summary=f"log {action} by {request.by}",
-        )
-        workflow.logger.info(f"operator {action}", extra={"by": request.by, "reason": request.reason, "node": node.id})
-        message = f"{self._input_().account_id} {what} (by {request.by}" + (
-            f": {request.reason})" if request.reason else ")"
-        )
-        return OperatorResult(
-            journey_id=self._plan().journey,
-            account_id=self._input_().account_id,
-            action=action,
-            node=node.id,
-            message=message,
-        )
-
-    # --- what operators see ---------------------------------------------------------------------------
-
-    def _show(self, *updates: SearchAttributeUpdate[Any]) -> None:
-        """Upsert the attributes whose value changed, in one command: each write is a history event and a
-        visibility row, so unchanged values are not written again."""
-        changed = [update for update in updates if self._shown.get(update.key.name, _UNSET) != update.value]
-        if changed and workflow.patched(VISIBILITY_PATCH):
-            workflow.upsert_search_attributes(changed)
-            self._shown.update((update.key.name, update.value) for update in changed)
-
-    def _show_waiting(self, node: NodeBase, waiting: str, *more: SearchAttributeUpdate[Any]) -> None:
-        """What the account waits for, as a search attribute and in the UI's current details."""
-        state = self._current()
-        self._show(visibility.WAITING_FOR.value_set(waiting), *more)
-        workflow.set_current_details(
-            details.current_details(
-                self._plan(),
-                node,
-                state.entered_at,
-                waiting=waiting,
-                group=state.buying_group,
-                paused=state.paused,
-            )
-        )
-
     # --- helpers -------------------------------------------------------------------------------------
-
-    def _node(self) -> NodeBase:
-        node: NodeBase = self._plan().nodes[self._current().position]
-        return node
 
     async def _load_account(self) -> dict[str, Any]:
         account: dict[str, Any] = await workflow.execute_activity(
@@ -713,33 +541,6 @@ class JourneyWorkflow:
         await workflow.execute_activity(
             "record_step", step, start_to_close_timeout=QUICK, retry_policy=DB_RETRY, summary=f"log {kind} {node.id}"
         )
-
-    def _key(self, node: NodeBase, visit: int) -> str:
-        info = workflow.info()
-        return f"{info.workflow_id}/{info.first_execution_run_id}/{node.id}/{visit}"
-
-    def _edge(self, node: NodeBase, label: str) -> _Exit:
-        for edge in self._plan().edges[node.id]:
-            if edge.label == label:
-                return _Exit(label, edge.target)
-        raise ApplicationError(f"node '{node.id}' has no '{label}' branch", type="PlanError", non_retryable=True)
-
-    def _entered_at(self) -> Any:
-        return self._current().entered_at
-
-    def _plan(self) -> Any:
-        return self._input_().plan
-
-    def _input_(self) -> JourneyInput:
-        assert self._input is not None
-        return self._input
-
-    def _current(self) -> JourneyState:
-        assert self._state is not None
-        return self._state
-
-    def _settings(self) -> Any:
-        return self._input_().settings
 
 
 def _failure_type(error: ActivityError) -> str | None:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecution, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -153,12 +153,3 @@ async def act(client: Client, action: str, workflow_ids: list[str], request: Ope
             return Outcome(workflow_id, True, result.message)
 
     return list(await asyncio.gather(*(one(workflow_id) for workflow_id in workflow_ids)))
-
-
-async def running_journeys_of(client: Client, account: str) -> list[str]:
-    """The workflow ids of the account's running journeys."""
-    return [
-        parked.workflow_id
-        for parked in await find(client, account_query(account) + ' AND ExecutionStatus = "Running"')
-        if parked.status == WorkflowExecutionStatus.RUNNING.name.lower()
-    ]

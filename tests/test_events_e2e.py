@@ -66,19 +66,7 @@ class TestRelay:
         journey = f"relay-{uuid.uuid4().hex[:8]}"
         plan = write_journey(
             tmp_path / "journeys",
-            """
-            - id: wait_demo
-              type: wait_for_event
-              event: form_fill
-              where: "event.form == 'demo-request'"
-              timeout: 1h
-              on_event: converted
-              on_timeout: timed_out
-            - id: converted
-              type: end
-            - id: timed_out
-              type: end
-            """,
+            WAIT_FOR_DEMO,
             start="wait_demo",
             journey=journey,
         )

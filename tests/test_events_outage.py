@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 from service_support import event
 from sqlalchemy.engine import Engine
-from support import add_account, wait_for_state, write_journey
+from support import WAIT_FOR_DEMO, add_account, wait_for_state, write_journey
 from temporalio.client import Client
 
 from activities.delivery import SmtpDelivery
@@ -53,19 +53,7 @@ async def test_events_survive_worker_and_server_outage(db: Engine, tmp_path: Pat
     """Accepted during the outage, delivered once each afterwards, every journey converts."""
     plan = write_journey(
         tmp_path / "journeys",
-        """
-        - id: wait_demo
-          type: wait_for_event
-          event: form_fill
-          where: "event.form == 'demo-request'"
-          timeout: 1h
-          on_event: converted
-          on_timeout: timed_out
-        - id: converted
-          type: end
-        - id: timed_out
-          type: end
-        """,
+        WAIT_FOR_DEMO,
         start="wait_demo",
         journey=f"outage-{uuid.uuid4().hex[:6]}",
     )

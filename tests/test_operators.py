@@ -262,8 +262,12 @@ async def test_operator_actions(drill: tuple[Client, Plan, str], db: Engine) -> 
         occurred_at=utcnow(),
     )
     await client.get_workflow_handle(wid("f2")).signal("event", form)
-    await asyncio.sleep(1.0)
-    assert (await _position(client, plan, f"f2-{s}"))["position"] == "wait_form"
+    # An update answered after the signal means the workflow has taken the signal in; held, the account
+    # keeps the form fill in its inbox instead of consuming it (no sleeping and hoping).
+    [refused] = await operators.act(client, "pause", [wid("f2")], ops)
+    assert not refused.ok and "already paused" in refused.message
+    state = await _position(client, plan, f"f2-{s}")
+    assert state["position"] == "wait_form" and [event["event_id"] for event in state["inbox"]] == [f"form-{s}"]
     found = await operators.find(client, operators.stuck_query(plan.journey, waiting_for="paused", account=f"f2-{s}"))
     for _ in range(50):
         if found:

@@ -14,9 +14,10 @@ import signal
 import structlog
 
 from activities.delivery import delivery_from_env
-from engine import logs, runtime
+from engine import logs
 from engine.db import database_url, init_db, make_engine
-from engine.workers import running_worker
+from engine.runtime import temporal
+from engine.runtime.workers import running_worker
 
 
 async def main() -> None:
@@ -24,7 +25,7 @@ async def main() -> None:
     log = structlog.get_logger("worker")
     engine = make_engine()
     init_db(engine)
-    client = await runtime.connect()
+    client = await temporal.connect()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -32,7 +33,7 @@ async def main() -> None:
     async with running_worker(client, engine, delivery_from_env()):
         log.info(
             "worker running",
-            task_queue=runtime.TASK_QUEUE,
+            task_queue=temporal.TASK_QUEUE,
             namespace=client.namespace,
             database=database_url().split("@")[-1],
         )

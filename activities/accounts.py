@@ -16,9 +16,9 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import account_data
-from engine.contracts import AccountRequest, OperatorLog, StepRecord, UpdateAccountRequest
+from engine.context import account_data
 from engine.db import Account, ActivityEvent
+from engine.workflow.contracts import AccountRequest, OperatorLog, StepRecord, UpdateAccountRequest
 
 log = structlog.get_logger()
 

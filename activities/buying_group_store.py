@@ -9,10 +9,10 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from activities.context import full_name
-from engine import scoring
-from engine.contracts import BuyingGroupRequest, BuyingGroupSnapshot, GroupMember
+from engine.buying_groups import scoring
+from engine.context import full_name
 from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, Person, SolutionInterestRecord
+from engine.workflow.contracts import BuyingGroupRequest, BuyingGroupSnapshot, GroupMember
 
 log = structlog.get_logger(__name__)
 

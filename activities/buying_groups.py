@@ -25,13 +25,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities import buying_group_store as store
 from activities import handoff_summary
-from activities.context import account_data, person_data
 from activities.delivery import Delivery, RecipientRefusedError
 from activities.email import DEFAULT_SENDER, message_id_left, send_once
 from activities.services import USER_AGENT
-from engine import scoring
-from engine.conditions import Scope, compile_condition
-from engine.contracts import BuyingGroupRequest, BuyingGroupSnapshot, HandoffResult
+from engine.buying_groups import scoring
+from engine.context import account_data, person_data
 from engine.db import (
     Account,
     ActivityEvent,
@@ -42,7 +40,9 @@ from engine.db import (
     Person,
     utcnow,
 )
-from engine.errors import ExpressionError
+from engine.language.conditions import Scope, compile_condition
+from engine.language.errors import ExpressionError
+from engine.workflow.contracts import BuyingGroupRequest, BuyingGroupSnapshot, HandoffResult
 
 log = structlog.get_logger(__name__)
 

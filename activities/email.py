@@ -32,14 +32,14 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.context import account_data, full_name, person_data
 from activities.delivery import Delivery, RecipientRefusedError
-from engine import templates
-from engine.conditions import Scope, compile_condition
-from engine.contracts import SendEmailRequest, SendEmailResult
+from engine.context import account_data, full_name, person_data
 from engine.db import Account, OutboxMessage, Person, utcnow
-from engine.errors import ExpressionError
+from engine.language import templates
+from engine.language.conditions import Scope, compile_condition
+from engine.language.errors import ExpressionError
 from engine.tracking import Tokens
+from engine.workflow.contracts import SendEmailRequest, SendEmailResult
 
 log = structlog.get_logger()
 

@@ -8,10 +8,10 @@ from html import escape
 from typing import Any
 
 from activities.email import html_to_text
-from engine import scoring
-from engine.contracts import BuyingGroupSnapshot
+from engine.buying_groups import scoring
 from engine.db import Account, ActivityEvent
-from engine.model import RoleTemplate
+from engine.language.model import RoleTemplate
+from engine.workflow.contracts import BuyingGroupSnapshot
 
 
 def build(

@@ -19,7 +19,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from engine.contracts import ServiceCallRequest, ServiceCallResult
+from engine.workflow.contracts import ServiceCallRequest, ServiceCallResult
 
 try:
     USER_AGENT = f"temporal-journeys/{version('temporal-journeys')}"

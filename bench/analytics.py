@@ -26,10 +26,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
 from engine.analytics.canvas import canvas
+from engine.analytics.choices import Container, Direction, Grain
 from engine.analytics.cohort import cohort
-from engine.analytics.containers import Container, Filters
-from engine.analytics.flow import Direction, flow
-from engine.analytics.periods import Grain
+from engine.analytics.containers import Filters
+from engine.analytics.flow import flow
 from engine.analytics.selectors import parse_selector
 from engine.analytics.timeline import timeline
 from engine.db import Account, Person, init_db, make_engine

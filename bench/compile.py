@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine import conditions
-from engine.compiler import compile_file
-from engine.workspace import load_workspace
+from engine.language import conditions
+from engine.language.compiler import compile_file
+from engine.language.workspace import load_workspace
 
 STEP = """\
   - id: email_{i}

@@ -2,7 +2,7 @@
 
     python bench/events.py --events 20000
 
-Everything is started here and thrown away at the end: Temporal's dev server (engine.dev.dev_server: WAL
+Everything is started here and thrown away at the end: Temporal's dev server (engine.dev.stack.dev_server: WAL
 SQLite, free ports, a temporary home), a SQLite database, `journey serve` and `python worker.py` as their own
 processes, as operators run them, all on this machine's cores with the load generator.
 
@@ -38,10 +38,10 @@ from typing import Any
 import httpx
 from sqlmodel import Session, col, select
 
-from engine import publish, runtime
-from engine.compiler import compile_file
 from engine.db import Account, ActivityEvent, init_db, make_engine
-from engine.dev import dev_server
+from engine.dev.stack import dev_server
+from engine.language.compiler import compile_file
+from engine.runtime import publish, temporal
 from engine.service import auth
 from engine.service.relay import undelivered_count
 from engine.service.serve import free_port
@@ -134,7 +134,7 @@ async def main(events: int, separate_relay: bool) -> None:
             processes.append(subprocess.Popen(relay_command, cwd=REPO, env=env))
         processes.append(subprocess.Popen(serve_command, cwd=REPO, env=env))
         try:
-            client = await runtime.connect(address)
+            client = await temporal.connect(address)
             await publish.publish(client, engine, plan)
             async with httpx.AsyncClient(base_url=url) as http:
                 for _ in range(300):

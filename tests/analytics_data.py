@@ -22,7 +22,6 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from engine import catalog
 from engine.db import (
     Account,
     ActivityEvent,
@@ -32,7 +31,8 @@ from engine.db import (
     Person,
     SolutionInterestRecord,
 )
-from engine.publish import store_version
+from engine.language import catalog
+from engine.runtime.publish import store_version
 
 REPO = Path(__file__).resolve().parent.parent
 JOURNEY = "ai-seed-abm"

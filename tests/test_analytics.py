@@ -15,12 +15,12 @@ from analytics_support import loaded_database
 from sqlalchemy.engine import Engine
 
 from engine.analytics.canvas import canvas
+from engine.analytics.choices import Container, Direction, Grain
 from engine.analytics.cohort import cohort
-from engine.analytics.containers import Container, Filters
+from engine.analytics.containers import Filters
 from engine.analytics.errors import AnalyticsError, SelectorError
-from engine.analytics.flow import Direction, flow
+from engine.analytics.flow import flow
 from engine.analytics.nodes import node_counts
-from engine.analytics.periods import Grain
 from engine.analytics.selectors import parse_selector
 from engine.analytics.timeline import timeline
 

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from engine.analytics.canvas import canvas
-from engine.analytics.containers import Container, Filters
+from engine.analytics.choices import Container
+from engine.analytics.containers import Filters
 from engine.analytics.selectors import parse_selector
 from engine.analytics.web import analytics_engine, router
 

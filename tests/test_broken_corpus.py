@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import catalog
-from engine.workspace import load_workspace
+from engine.language import catalog
+from engine.language.workspace import load_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 BROKEN = REPO / "tests" / "broken"

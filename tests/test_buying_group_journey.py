@@ -22,13 +22,16 @@ from typer.testing import CliRunner
 
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import OutboxFileDelivery
-from engine import groups_admin, publish
+from activities.scores import ScoresActivities
+from engine.buying_groups import admin
 from engine.cli import app
-from engine.contracts import BuyingGroupRequest, JourneyEvent
 from engine.db import ActivityEvent, BuyingGroup, Handoff, Person
-from engine.scores_job import WORKFLOW_ID, ScoresActivities, schedule_scores
-from engine.workers import running_worker
-from engine.workspace import Workspace, load_workspace
+from engine.language.workspace import Workspace, load_workspace
+from engine.runtime import publish
+from engine.runtime.scores import schedule_scores
+from engine.runtime.workers import running_worker
+from engine.workflow.contracts import BuyingGroupRequest, JourneyEvent
+from engine.workflow.scores import WORKFLOW_ID
 
 BUYING_GROUPS = """\
 role_templates:
@@ -267,7 +270,7 @@ class TestChangesByHand:
         return load_workspace(tmp_path)
 
     def _make_sam_champion(self, db: Engine, tmp_path: Path, workspace: Workspace) -> None:
-        groups_admin.assign_role(
+        admin.assign_role(
             db,
             OutboxFileDelivery(tmp_path / "o"),
             workspace,
@@ -281,7 +284,7 @@ class TestChangesByHand:
         """A hand-assigned champion counts toward completeness and survives the rules."""
         workspace = self._setup(db, tmp_path)
         outbox = OutboxFileDelivery(tmp_path / "outbox")
-        snapshot = groups_admin.assign_role(
+        snapshot = admin.assign_role(
             db, outbox, workspace, "acme-corp", "ai-seeds", "sam@acme-corp.example", "champion"
         )
         assert round(snapshot.completeness, 1) == 66.7
@@ -293,8 +296,8 @@ class TestChangesByHand:
     def test_unknown_role(self, db: Engine, tmp_path: Path) -> None:
         """A role the template lacks is refused, with a suggestion and the roles there are."""
         workspace = self._setup(db, tmp_path)
-        with pytest.raises(groups_admin.GroupChangeError) as raised:
-            groups_admin.assign_role(
+        with pytest.raises(admin.GroupChangeError) as raised:
+            admin.assign_role(
                 db,
                 OutboxFileDelivery(tmp_path / "o"),
                 workspace,
@@ -312,10 +315,10 @@ class TestChangesByHand:
         """Allowed moves go through; a move out of the final success stage is refused, naming the rule."""
         workspace = self._setup(db, tmp_path)
         self._make_sam_champion(db, tmp_path, workspace)
-        assert groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "engaged") == "awareness"
-        assert groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "sales_qualified") == "engaged"
-        with pytest.raises(groups_admin.GroupChangeError) as raised:
-            groups_admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "awareness")
+        assert admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "engaged") == "awareness"
+        assert admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "sales_qualified") == "engaged"
+        with pytest.raises(admin.GroupChangeError) as raised:
+            admin.move_stage(db, workspace, "acme-corp", "ai-seeds", "awareness")
         assert str(raised.value) == (
             "a buying group cannot move from 'sales_qualified' to 'awareness' (allowed: none: it is final)"
         )

@@ -23,9 +23,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import SmtpDelivery
-from engine.contracts import BuyingGroupRequest, BuyingGroupSnapshot, HandoffResult
 from engine.db import Account, ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff, OutboxMessage, Person
-from engine.model import Role, RoleTemplate, SolutionInterest
+from engine.language.model import Role, RoleTemplate, SolutionInterest
+from engine.workflow.contracts import BuyingGroupRequest, BuyingGroupSnapshot, HandoffResult
 
 TEMPLATE = RoleTemplate(
     id="three-roles",

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine import catalog
 from engine.cli import app
-from engine.compiler import compile_file
-from engine.model import NODE_MODELS
+from engine.language import catalog
+from engine.language.compiler import compile_file
+from engine.language.model import NODE_MODELS
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(catalog.journey_files(REPO / "journeys"))
@@ -142,3 +142,39 @@ class TestDatabase:
             result = runner.invoke(app, ["db", "init"])
             assert result.exit_code == 0, result.output
             assert result.output == f"database ready: sqlite:///{tmp_path / 'journey.db'}\n"
+
+
+# Run the command in a fresh interpreter and print which of the heavy libraries it loaded.
+LOADED = """
+import sys
+from engine.cli.app import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = ("temporalio.client", "sqlalchemy", "sqlmodel", "fastapi", "plotly", "httpx", "engine.db", "asyncio")
+print(",".join(name for name in heavy if name in sys.modules), file=sys.stderr)
+"""
+
+
+class TestStartUp:
+    """`journey --help` and `journey validate` load neither Temporal's client, the database, FastAPI nor plotly."""
+
+    @pytest.mark.parametrize(
+        "args",
+        [["--help"], ["validate", "journeys/ai_seed_abm.yaml"], ["analytics", "--help"], ["graph", "--help"]],
+        ids=["help", "validate", "analytics-help", "graph-help"],
+    )
+    def test_nothing_heavy_is_loaded(self, args: list[str]) -> None:
+        result = subprocess.run(
+            [sys.executable, "-c", LOADED, *args], capture_output=True, text=True, cwd=REPO, timeout=60
+        )
+        assert result.stderr.splitlines()[-1] == "", result.stderr
+
+    def test_a_command_that_needs_the_database_loads_it(self, tmp_path: Path) -> None:
+        """The check above can fail: `journey db init` does load the database layer."""
+        env = {"JOURNEY_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+        result = subprocess.run(
+            [sys.executable, "-c", LOADED, "db", "init"], capture_output=True, text=True, cwd=REPO, env=env, timeout=60
+        )
+        assert "sqlalchemy" in result.stderr.splitlines()[-1].split(","), result.stderr

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import catalog
-from engine.compiler import compile_file
-from engine.errors import JourneyInvalidError
-from engine.plan import Plan
+from engine.language import catalog
+from engine.language.compiler import compile_file
+from engine.language.errors import JourneyInvalidError
+from engine.language.plan import Plan
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(catalog.journey_files(REPO / "journeys"))
@@ -65,7 +65,7 @@ class TestVersion:
         """Two separate processes compute the same version for the same file."""
         path = REPO / "journeys" / "ai_seed_abm.yaml"
         code = (
-            "import pathlib; from engine.compiler import compile_file; "
+            "import pathlib; from engine.language.compiler import compile_file; "
             f"print(compile_file(pathlib.Path({str(path)!r})).version)"
         )
         runs = {

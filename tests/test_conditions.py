@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine import conditions
-from engine.conditions import (
+from engine.language import conditions
+from engine.language.conditions import (
     ACCOUNT_FIELDS,
     PERSON_FIELDS,
     Scope,
@@ -16,7 +16,7 @@ from engine.conditions import (
     compile_condition,
     environment,
 )
-from engine.errors import ExpressionError
+from engine.language.errors import ExpressionError
 
 ROLES = Scope({"person": PERSON_FIELDS, "account": ACCOUNT_FIELDS}, "role rules")
 AUDIENCE = Scope({"account": ACCOUNT_FIELDS}, "audience conditions")

@@ -15,10 +15,10 @@ from support import SmtpInbox, add_account, add_person, write_journey
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import SmtpDelivery
-from engine import runtime
-from engine.contracts import JourneyInput, JourneyResult, JourneySettings
 from engine.db import OutboxMessage
-from engine.workers import running_worker
+from engine.runtime import temporal
+from engine.runtime.workers import running_worker
+from engine.workflow.contracts import JourneyInput, JourneyResult, JourneySettings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,7 +72,7 @@ async def test_worker_killed_after_sending(
     handle = await dev_env.client.start_workflow(
         "Journey",
         JourneyInput(plan=plan, account_id="acme-corp", settings=JourneySettings(email_heartbeat_timeout_seconds=2)),
-        id=runtime.workflow_id(plan.journey, f"acme-corp-{uuid.uuid4().hex[:6]}"),
+        id=temporal.workflow_id(plan.journey, f"acme-corp-{uuid.uuid4().hex[:6]}"),
         task_queue=task_queue,
         result_type=JourneyResult,
     )

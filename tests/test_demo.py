@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from engine import catalog
-from engine.conditions import Scope, compile_condition
 from engine.db import Account, BuyingGroup, Person, SolutionInterestRecord, init_db, make_engine
-from engine.demo import load_demo_data
-from engine.workspace import load_workspace
+from engine.dev.demo_data import load_demo_data
+from engine.language import catalog
+from engine.language.conditions import Scope, compile_condition
+from engine.language.workspace import load_workspace
 
 JOURNEYS = Path(__file__).resolve().parent.parent / "journeys"
 

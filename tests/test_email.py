@@ -29,9 +29,9 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.delivery import OutboxFileDelivery, SmtpDelivery, delivery_from_env
 from activities.email import EmailActivities, html_to_text
-from engine.contracts import SendEmailRequest, SendEmailResult
 from engine.db import Account, OutboxMessage, Person, init_db, make_engine
-from engine.model import Recipients
+from engine.language.model import Recipients
+from engine.workflow.contracts import SendEmailRequest, SendEmailResult
 
 PREFIX = "journey/re-engage/acme/0f8fad5b-d9cb-469f-a165-70867728950e/checkin/1"
 SENDER = "Northfield Journeys <journeys@northfield.example>"

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.engine import Engine
 from support import add_account, write_journey
 
-from engine import catalog
-from engine.errors import JourneyInvalidError
-from engine.event_types import load_event_types
+from engine.language import catalog
+from engine.language.errors import JourneyInvalidError
+from engine.language.event_types import load_event_types
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
 from engine.service.serve import serving

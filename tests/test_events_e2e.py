@@ -28,16 +28,16 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import SmtpDelivery
-from engine import events, publish, runtime
-from engine.contracts import JourneyResult
 from engine.db import ActivityEvent, OutboxMessage, Person
-from engine.plan import Plan
+from engine.language.plan import Plan
+from engine.runtime import events, publish, temporal
+from engine.runtime.workers import running_worker
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
 from engine.service.relay import TemporalLink
 from engine.service.serve import free_port, serving
 from engine.tracking import Tokens
-from engine.workers import running_worker
+from engine.workflow.contracts import JourneyResult
 
 SECRET = "tracking-secret-e2e"
 REPO = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ async def _start(
     publish.store_version(db, plan)
     # Started as publishing starts accounts: the relay signals the journeys an account was started in.
     assert await publish.start_journey(env.client, db, plan, "acme-corp", task_queue=task_queue)
-    return env.client.get_workflow_handle(runtime.workflow_id(plan.journey, "acme-corp"), result_type=JourneyResult)
+    return env.client.get_workflow_handle(temporal.workflow_id(plan.journey, "acme-corp"), result_type=JourneyResult)
 
 
 class TestRelay:

@@ -18,14 +18,14 @@ from support import WAIT_FOR_DEMO, add_account, wait_for_state, write_journey
 from temporalio.client import Client
 
 from activities.delivery import SmtpDelivery
-from engine import publish, runtime
-from engine.contracts import JourneyResult
-from engine.dev import dev_server
+from engine.dev.stack import dev_server
+from engine.runtime import publish, temporal
+from engine.runtime.workers import running_worker
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
 from engine.service.relay import TemporalLink, undelivered_count
 from engine.service.serve import free_port, serving
-from engine.workers import running_worker
+from engine.workflow.contracts import JourneyResult
 
 ACCOUNTS = [f"outage-{n}" for n in range(4)]
 
@@ -62,7 +62,7 @@ async def test_events_survive_worker_and_server_outage(db: Engine, tmp_path: Pat
     key = auth.create_key(db, "outage").key
     home, port, ui_port = tmp_path / "temporal", free_port(), free_port()
     address = f"127.0.0.1:{port}"
-    link = TemporalLink(lambda: runtime.connect(address))
+    link = TemporalLink(lambda: temporal.connect(address))
     config = ServiceConfig(db, temporal=link, relay_max_backoff=0.5)
     types = config.types.names
     sent: dict[str, list[str]] = defaultdict(list)
@@ -84,7 +84,7 @@ async def test_events_survive_worker_and_server_outage(db: Engine, tmp_path: Pat
             async with running_worker(client, db, mailer):
                 await publish.publish(client, db, plan)
                 for account in ACCOUNTS:
-                    handle = client.get_workflow_handle(runtime.workflow_id(plan.journey, account))
+                    handle = client.get_workflow_handle(temporal.workflow_id(plan.journey, account))
                     await wait_for_state(handle, lambda state: state["listening"])
                     assert await send(http, account) == "accepted"
                 await _drained(db, types)
@@ -109,12 +109,12 @@ async def test_events_survive_worker_and_server_outage(db: Engine, tmp_path: Pat
                 results = {}
                 for account in ACCOUNTS:
                     handle = client.get_workflow_handle(
-                        runtime.workflow_id(plan.journey, account), result_type=JourneyResult
+                        temporal.workflow_id(plan.journey, account), result_type=JourneyResult
                     )
                     results[account] = (await asyncio.wait_for(handle.result(), timeout=60)).ended_at
                 await _drained(db, types)
                 received = {
-                    account: await _signalled(client, runtime.workflow_id(plan.journey, account))
+                    account: await _signalled(client, temporal.workflow_id(plan.journey, account))
                     for account in ACCOUNTS
                 }
 

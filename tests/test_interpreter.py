@@ -32,9 +32,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import OutboxFileDelivery
-from engine.contracts import JourneyEvent, JourneyResult, JourneySettings
 from engine.db import Account
-from engine.workers import running_worker
+from engine.runtime.workers import running_worker
+from engine.workflow.contracts import JourneyEvent, JourneyResult, JourneySettings
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import OutboxFileDelivery
-from engine import events, publish, runtime
-from engine.contracts import JourneyResult
 from engine.db import ActivityEvent, JourneyAccount, init_db
-from engine.model import EVENT_TYPES
+from engine.language.model import EVENT_TYPES
+from engine.runtime import events, publish, temporal
+from engine.runtime.workers import running_worker
 from engine.service.relay import Relay, TemporalLink, undelivered_count
-from engine.workers import running_worker
+from engine.workflow.contracts import JourneyResult
 
 
 @pytest.fixture
@@ -43,10 +43,10 @@ async def test_events_reach_only_journeys_the_account_is_in(
 
     recorded = events.record(db, "form_fill", "acme-corp", None, {"form": "demo-request"}, event_id="f-1")
     assert await events.deliver(time_env.client, db, recorded.event) == [
-        runtime.workflow_id(started.journey, "acme-corp")
+        temporal.workflow_id(started.journey, "acme-corp")
     ]
     handle = time_env.client.get_workflow_handle(
-        runtime.workflow_id(started.journey, "acme-corp"), result_type=JourneyResult
+        temporal.workflow_id(started.journey, "acme-corp"), result_type=JourneyResult
     )
     assert (await handle.result()).ended_at == "converted"
     bystander = events.record(db, "web_visit", "bystander", None, {"url": "/"}, event_id="v-1")
@@ -94,6 +94,6 @@ async def test_relay_settles_events_of_accounts_in_no_journey(
     assert await relay.deliver_pending() == 4
     assert undelivered_count(db, EVENT_TYPES) == 0
     handle = time_env.client.get_workflow_handle(
-        runtime.workflow_id(plan.journey, "acme-corp"), result_type=JourneyResult
+        temporal.workflow_id(plan.journey, "acme-corp"), result_type=JourneyResult
     )
     assert (await handle.result()).ended_at == "converted"

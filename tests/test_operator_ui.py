@@ -21,8 +21,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import OutboxFileDelivery
-from engine import operators, publish, runtime, visibility
-from engine.workers import running_worker
+from engine.runtime import operators, publish, temporal
+from engine.runtime.workers import running_worker
+from engine.workflow import visibility
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 NODES = """
@@ -87,7 +88,7 @@ async def test_ui_lists_stuck_accounts(db: Engine, tmp_path: Path) -> None:
         add_account(db, account_id, name=name, industry=industry)
     async with (
         await WorkflowEnvironment.start_local(
-            dev_server_existing_path=runtime.dev_server_path(),
+            dev_server_existing_path=temporal.dev_server_path(),
             data_converter=pydantic_data_converter,
             dev_server_extra_args=["--log-level", "error"],
             search_attributes=visibility.KEYS,
@@ -122,9 +123,9 @@ async def test_ui_lists_stuck_accounts(db: Engine, tmp_path: Path) -> None:
                 assert ACCOUNTS[account_id][0] in row and "wait_demo" in row and "event form_fill" in row
             await page.screenshot(path=str(_shots(tmp_path) / "temporal-ui-stuck.png"))
 
-            workflow = urllib.parse.quote(runtime.workflow_id(plan.journey, "acme-corp"), safe="")
+            workflow = urllib.parse.quote(temporal.workflow_id(plan.journey, "acme-corp"), safe="")
             description = await env.client.get_workflow_handle(
-                runtime.workflow_id(plan.journey, "acme-corp")
+                temporal.workflow_id(plan.journey, "acme-corp")
             ).describe()
             await page.goto(
                 f"http://127.0.0.1:{ui_port}/namespaces/default/workflows/{workflow}/{description.run_id}/history"

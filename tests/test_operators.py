@@ -25,11 +25,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities.delivery import OutboxFileDelivery
-from engine import operators, publish, runtime, visibility
-from engine.contracts import JourneyEvent, JourneyResult, OperatorRequest
 from engine.db import ActivityEvent, utcnow
-from engine.plan import Plan
-from engine.workers import WORKFLOWS, running_worker
+from engine.language.plan import Plan
+from engine.runtime import operators, publish, search_attributes, temporal
+from engine.runtime.workers import WORKFLOWS, running_worker
+from engine.workflow import visibility
+from engine.workflow.contracts import JourneyEvent, JourneyResult, OperatorRequest
 
 BUYING_GROUPS = """\
 role_templates:
@@ -198,7 +199,7 @@ def _branches(db: Engine, account: str) -> list[tuple[str | None, str | None]]:
 
 
 async def _position(client: Client, plan: Plan, account: str) -> dict[str, Any]:
-    state: dict[str, Any] = await client.get_workflow_handle(runtime.workflow_id(plan.journey, account)).query("state")
+    state: dict[str, Any] = await client.get_workflow_handle(temporal.workflow_id(plan.journey, account)).query("state")
     return state
 
 
@@ -213,7 +214,7 @@ async def _wait_position(client: Client, plan: Plan, account: str, node: str) ->
 
 async def test_operator_actions(drill: tuple[Client, Plan, str], db: Engine) -> None:
     client, plan, s = drill
-    wid = lambda account: runtime.workflow_id(plan.journey, f"{account}-{s}")  # noqa: E731
+    wid = lambda account: temporal.workflow_id(plan.journey, f"{account}-{s}")  # noqa: E731
     ops = OperatorRequest(by="ops@example.com", reason="customer asked")
 
     # Refusals say why and change nothing.
@@ -295,7 +296,7 @@ async def test_operator_actions(drill: tuple[Client, Plan, str], db: Engine) -> 
 
     # Every history with operator actions in it replays.
     replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=runtime.sandbox_runner()
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=temporal.sandbox_runner()
     )
     for account in ("f1", "f2", "g1"):
         history: WorkflowHistory = await client.get_workflow_handle(wid(account)).fetch_history()
@@ -308,7 +309,7 @@ async def test_setup_search_attributes_on_a_bare_server(tmp_path: Path) -> None:
     (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
     write_journey(tmp_path, NODES, start="route", journey="drill", header_extra="solution_interest: ai-seeds\n")
     async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=runtime.dev_server_path(), dev_server_extra_args=["--log-level", "error"]
+        dev_server_existing_path=temporal.dev_server_path(), dev_server_extra_args=["--log-level", "error"]
     ) as bare:
         code, _, stderr = await _journey_cli(bare.client, "publish", str(tmp_path / "drill.yaml"))
         assert code == 1
@@ -316,6 +317,6 @@ async def test_setup_search_attributes_on_a_bare_server(tmp_path: Path) -> None:
         assert "run `journey setup search-attributes`" in stderr
         code, said, _ = await _journey_cli(bare.client, "setup", "search-attributes", as_json=False)
         assert code == 0 and said.startswith("defined: ")
-        assert await visibility.missing(bare.client) == []
+        assert await search_attributes.missing(bare.client) == []
         code, said, _ = await _journey_cli(bare.client, "setup", "search-attributes", as_json=False)
         assert code == 0 and "already defined" in said

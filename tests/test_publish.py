@@ -21,12 +21,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import OutboxFileDelivery
-from engine import events, publish, runtime
-from engine.contracts import JourneyResult
 from engine.db import ActivityEvent, utcnow
-from engine.launcher import LauncherInput
-from engine.plan import Plan
-from engine.workers import running_worker
+from engine.language.plan import Plan
+from engine.runtime import events, publish, temporal
+from engine.runtime.workers import running_worker
+from engine.workflow.contracts import JourneyResult
+from engine.workflow.launcher import LauncherInput
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -43,7 +43,7 @@ async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> A
         yield task_queue
         with Session(db) as session:
             entries = session.exec(select(ActivityEvent).where(ActivityEvent.type == "journey_entered")).all()
-            ids = {runtime.workflow_id(entry.journey_id or "", entry.account_id or "") for entry in entries}
+            ids = {temporal.workflow_id(entry.journey_id or "", entry.account_id or "") for entry in entries}
         async with time_env.time_skipping_unlocked():  # type: ignore[attr-defined]
             for workflow_id in ids:
                 with contextlib.suppress(RPCError):
@@ -56,7 +56,7 @@ def journey(tmp_path: Path, audience: str = "account.industry == 'Biotech'", ext
     text = (tmp_path / f"{journey_id}.yaml").read_text()
     text = text.replace('accounts: "account.employees >= 1"', f'accounts: "{audience}"\n{extra}'.rstrip())
     (tmp_path / f"{journey_id}.yaml").write_text(text)
-    from engine.compiler import compile_file
+    from engine.language.compiler import compile_file
 
     plan = compile_file(tmp_path / f"{journey_id}.yaml")
     return plan
@@ -80,7 +80,7 @@ class TestPublish:
         assert (first.in_audience, first.started, first.already_running) == (2, ["bio-one", "bio-two"], [])
         second = await publish.publish(time_env.client, db, plan, task_queue=worker)
         assert (second.started, second.excluded_by_reentry) == ([], ["bio-one", "bio-two"])
-        handle = time_env.client.get_workflow_handle(runtime.workflow_id(plan.journey, "bio-one"))
+        handle = time_env.client.get_workflow_handle(temporal.workflow_id(plan.journey, "bio-one"))
         assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
 
     async def test_reentry_after(self, time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path) -> None:
@@ -152,12 +152,12 @@ class TestLauncher:
         launcher = await time_env.client.start_workflow(
             "JourneyLauncher",
             LauncherInput(journey_id=plan.journey, refresh="0 * * * *"),
-            id=runtime.launcher_id(plan.journey),
+            id=temporal.launcher_id(plan.journey),
             task_queue=worker,
         )
         await asyncio.wait_for(launcher.result(), timeout=60)
         assert not await publish.start_launcher(time_env.client, without_refresh, task_queue=worker)
-        handle = time_env.client.get_workflow_handle(runtime.workflow_id(plan.journey, "bio-three"))
+        handle = time_env.client.get_workflow_handle(temporal.workflow_id(plan.journey, "bio-three"))
         description = await handle.describe()
         assert description.status == WorkflowExecutionStatus.RUNNING
         history = await handle.fetch_history()
@@ -176,7 +176,7 @@ class TestEvents:
         plan = journey(tmp_path)
         await publish.publish(time_env.client, db, plan, task_queue=worker)
         handle = time_env.client.get_workflow_handle(
-            runtime.workflow_id(plan.journey, "bio-one"), result_type=JourneyResult
+            temporal.workflow_id(plan.journey, "bio-one"), result_type=JourneyResult
         )
         await wait_for_state(handle, lambda state: state["listening"])
         recorded = events.record(db, "form_fill", "bio-one", "ada@bio-one.example", {"form": "demo-request"}, "evt-a")

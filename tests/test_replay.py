@@ -12,8 +12,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from engine import catalog, runtime
-from engine.workers import WORKFLOWS
+from engine.language import catalog
+from engine.runtime import temporal
+from engine.runtime.workers import WORKFLOWS
 
 REPO = Path(__file__).resolve().parent.parent
 HISTORIES = sorted((REPO / "tests" / "histories").rglob("*.json"))
@@ -23,7 +24,7 @@ HISTORIES = sorted((REPO / "tests" / "histories").rglob("*.json"))
 async def test_replays(path: Path) -> None:
     """The history replays to the same commands."""
     replayer = Replayer(
-        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=runtime.sandbox_runner()
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter, workflow_runner=temporal.sandbox_runner()
     )
     history = WorkflowHistory.from_json(path.stem.replace("__", "/"), path.read_text())
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

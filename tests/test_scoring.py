@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from engine.scoring import (
+from engine.buying_groups.scoring import (
     DEFAULT_WEIGHTS,
     Activity,
     RoleFill,

@@ -21,8 +21,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.services import BODY_KEPT, ServiceActivities
-from engine.contracts import ServiceCallRequest, ServiceCallResult
-from engine.model import Service, ServiceAuth
+from engine.language.model import Service, ServiceAuth
+from engine.workflow.contracts import ServiceCallRequest, ServiceCallResult
 
 SECRET = "s3cr3t-token-value"
 KEY = "journey-ai-seed-abm-acme/run-1/owner_task/1"

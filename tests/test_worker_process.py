@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 from support import add_account, write_journey
 from temporalio.testing import WorkflowEnvironment
 
-from engine import runtime
-from engine.contracts import JourneyInput, JourneyResult
+from engine.runtime import temporal
+from engine.workflow.contracts import JourneyInput, JourneyResult
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -50,8 +50,8 @@ async def test_worker_runs_and_stops(dev_env: WorkflowEnvironment, db: Engine, t
         result = await dev_env.client.execute_workflow(
             "Journey",
             JourneyInput(plan=plan, account_id="acme-corp"),
-            id=runtime.workflow_id(plan.journey, f"acme-corp-{uuid.uuid4().hex[:6]}"),
-            task_queue=runtime.TASK_QUEUE,
+            id=temporal.workflow_id(plan.journey, f"acme-corp-{uuid.uuid4().hex[:6]}"),
+            task_queue=temporal.TASK_QUEUE,
             result_type=JourneyResult,
         )
         assert result.ended_at == "done"
@@ -63,4 +63,4 @@ async def test_worker_runs_and_stops(dev_env: WorkflowEnvironment, db: Engine, t
     messages = [entry["event"] for entry in events]
     assert "worker running" in messages and messages[-1] == "worker stopped"
     running = next(entry for entry in events if entry["event"] == "worker running")
-    assert running["task_queue"] == runtime.TASK_QUEUE and running["level"] == "info"
+    assert running["task_queue"] == temporal.TASK_QUEUE and running["level"] == "info"

@@ -14,7 +14,8 @@ from sqlalchemy import literal, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
-from engine.analytics.containers import Container, Filters, population
+from engine.analytics.choices import Container
+from engine.analytics.containers import Filters, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events

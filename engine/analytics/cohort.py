@@ -17,11 +17,12 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
 
-from engine.analytics.containers import EVENT, Container, Filters, Population, population
+from engine.analytics.choices import Container, Grain
+from engine.analytics.containers import EVENT, Filters, Population, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events, later_than
-from engine.analytics.periods import Grain, period_start, periods_between
+from engine.analytics.periods import period_start, periods_between
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
 from engine.analytics.timing import percent

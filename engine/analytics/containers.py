@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import String, Table, and_, cast, exists, func, literal, or_, select, union
@@ -17,15 +16,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import col
 
+from engine.analytics.choices import Container
 from engine.analytics.selectors import OPPORTUNITY_TYPES
 from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff
-
-
-class Container(StrEnum):
-    account = "account"
-    buying_group = "buying_group"
-    person = "person"
-    opportunity = "opportunity"
 
 
 @dataclass(frozen=True)

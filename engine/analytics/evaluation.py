@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from engine import conditions
 from engine.analytics.containers import EVENT, Population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.selectors import Selector, fields
 from engine.analytics.timing import utc
 from engine.db import utcnow
-from engine.errors import ExpressionError
+from engine.language import conditions
+from engine.language.errors import ExpressionError
 
 
 def prepared(engine: Engine, people: Population, selector: Selector) -> Selector:

@@ -10,7 +10,6 @@ column the `top` most frequent values keep their name and the rest become "other
 from __future__ import annotations
 
 from collections import Counter
-from enum import StrEnum
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
@@ -18,7 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from engine.analytics.containers import EVENT, PAYLOAD, Container, Filters, population
+from engine.analytics.choices import Container, Direction
+from engine.analytics.containers import EVENT, PAYLOAD, Filters, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import earlier_than, first_events, later_than
@@ -28,11 +28,6 @@ from engine.db import ActivityEvent
 
 OTHER = "other"
 T = TypeVar("T")
-
-
-class Direction(StrEnum):
-    starts_with = "starts_with"
-    ends_with = "ends_with"
 
 
 class FlowValue(ReportModel):

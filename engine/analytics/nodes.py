@@ -15,7 +15,7 @@ from sqlmodel import col
 from engine.analytics.containers import EVENT, PAYLOAD, Filters
 from engine.analytics.report import Report, ReportModel
 from engine.db import ActivityEvent
-from engine.publish import latest_version
+from engine.runtime.publish import latest_version
 
 ENDED = "(ended)"  # the branch of a node_left with no way on: the journey ended there
 

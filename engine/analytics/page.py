@@ -10,13 +10,13 @@ from html import escape
 
 import plotly.graph_objects as go
 
-from engine import graph
 from engine.analytics.canvas import CanvasReport
 from engine.analytics.cohort import CohortReport
 from engine.analytics.flow import FlowReport
 from engine.analytics.nodes import NodesReport
 from engine.analytics.report import Report
 from engine.analytics.tables import Table, display, tables
+from engine.language import graph
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2933; }

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.sql.elements import ColumnElement
 
-
-class Grain(StrEnum):
-    day = "day"
-    week = "week"
-    month = "month"
+from engine.analytics.choices import Grain
 
 
 def period_start(moment: ColumnElement[Any], grain: Grain, dialect: str) -> ColumnElement[str]:

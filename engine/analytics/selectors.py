@@ -1,6 +1,6 @@
 """Event selectors: `TYPE` or `TYPE where EXPRESSION`, checked by the journey language and translated to SQL.
 
-The `where` clause is the journey language's expression syntax (engine/conditions.py) over `event`, so a
+The `where` clause is the journey language's expression syntax (engine/language/conditions.py) over `event`, so a
 marketer writes the same `event.form == 'demo-request'` here as in a `wait_for_event` node. Comparisons
 become SQL conditions on the event log (JSON paths for payload fields), so reports never load the events;
 the rest (regexes, filters) is evaluated in Python on that event type's rows only (evaluation.py).
@@ -17,11 +17,11 @@ from sqlalchemy import and_, bindparam, false, not_, or_, true
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlmodel import col
 
-from engine import conditions
 from engine.analytics.errors import SelectorError
 from engine.db import ActivityEvent
-from engine.errors import did_you_mean
-from engine.model import EVENT_TYPES
+from engine.language import conditions
+from engine.language.errors import did_you_mean
+from engine.language.model import EVENT_TYPES
 
 STEP_TYPES = ("node_entered", "node_left")
 OPPORTUNITY_TYPES = ("opportunity_created", "opportunity_stage_changed")

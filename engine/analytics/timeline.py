@@ -10,13 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from activities.context import full_name
-from engine.analytics.containers import Container, Filters, population
+from engine.analytics.choices import Container
+from engine.analytics.containers import Filters, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.timing import utc
+from engine.context import full_name
 from engine.db import Account, ActivityEvent, BuyingGroup, BuyingGroupMember, Person
-from engine.errors import did_you_mean
+from engine.language.errors import did_you_mean
 
 
 class TimelineEntry(ReportModel):

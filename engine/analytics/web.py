@@ -17,16 +17,16 @@ from sqlalchemy.engine import Engine
 
 from engine.analytics import page
 from engine.analytics.canvas import canvas
-from engine.analytics.cli import parse_moment
+from engine.analytics.choices import Container, Direction, Grain
 from engine.analytics.cohort import cohort
-from engine.analytics.containers import Container, Filters
+from engine.analytics.containers import Filters
 from engine.analytics.errors import AnalyticsError
-from engine.analytics.flow import Direction, flow
+from engine.analytics.flow import flow
 from engine.analytics.nodes import node_counts
-from engine.analytics.periods import Grain
 from engine.analytics.report import Report
 from engine.analytics.selectors import parse_selector
 from engine.analytics.timeline import timeline
+from engine.analytics.timing import parse_moment
 from engine.db import init_db, make_engine
 
 router = APIRouter(prefix="/analytics", tags=["analytics"])

@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from engine.analytics import web as analytics_web
-from engine.event_types import EventTypes
+from engine.language.event_types import EventTypes
 from engine.service import auth, email_links, ingest
 from engine.service.limits import DEFAULT_MAX_BODY, BodyLimit
 from engine.service.metrics import CONTENT_TYPE, Metrics

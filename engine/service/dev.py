@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from engine import publish
+from engine.runtime import publish
 from engine.service import auth
 from engine.service.serve import build_app, serving
 from engine.tracking import PUBLIC_URL_ENV, SECRET_ENV

@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from engine import events
 from engine.db import ActivityEvent, Person
-from engine.event_types import EventTypes
+from engine.language.event_types import EventTypes
+from engine.runtime import events
 from engine.service.metrics import Metrics
 from engine.service.schemas import EventAnswer, EventsAnswer, Problem
 from engine.tracking import Kind, TokenError, Tokens

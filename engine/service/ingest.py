@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from engine import events
-from engine.event_types import EventTypes
+from engine.language.event_types import EventTypes
+from engine.runtime import events
 from engine.service.schemas import MAX_BATCH, EventAnswer, EventIn, EventsAnswer
 
 

@@ -22,11 +22,11 @@ from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.context import person_data
-from engine import events
-from engine.contracts import JourneyEvent
+from engine.context import person_data
 from engine.db import ActivityEvent, JourneyAccount, Person, utcnow
+from engine.runtime import events
 from engine.service.metrics import Metrics
+from engine.workflow.contracts import JourneyEvent
 
 log = structlog.get_logger("relay")
 

@@ -13,10 +13,10 @@ import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from engine import runtime
 from engine.db import init_db, make_engine
-from engine.errors import JourneyInvalidError
-from engine.event_types import load_event_types
+from engine.language.errors import JourneyInvalidError
+from engine.language.event_types import load_event_types
+from engine.runtime import temporal
 from engine.service.app import ServiceConfig, create_app
 from engine.service.relay import Relay, TemporalLink
 from engine.tracking import Tokens
@@ -32,7 +32,7 @@ def build_app(journeys: Path, relay: bool = True, engine: Engine | None = None) 
     tokens = Tokens.from_env()
     engine = engine or make_engine()
     init_db(engine)
-    config = ServiceConfig(engine, types, tokens, TemporalLink(runtime.connect), relay=relay)
+    config = ServiceConfig(engine, types, tokens, TemporalLink(temporal.connect), relay=relay)
     return create_app(config), engine
 
 
@@ -45,7 +45,7 @@ async def run_relay(journeys: Path, poll: float, stop: asyncio.Event) -> None:
     engine = make_engine()
     init_db(engine)
     try:
-        await Relay(engine, TemporalLink(runtime.connect), types.names, idle=poll).run(stop)
+        await Relay(engine, TemporalLink(temporal.connect), types.names, idle=poll).run(stop)
     finally:
         engine.dispose()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
-from engine.event_types import EventTypes
+from engine.language.event_types import EventTypes
 from engine.service import ingest
 from engine.service.schemas import MAX_BATCH, EventAnswer, EventIn, EventsAnswer
 

@@ -24,11 +24,12 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from activities.delivery import OutboxFileDelivery  # noqa: E402
-from engine import catalog, runtime, visibility  # noqa: E402
-from engine.contracts import JourneyEvent, JourneyInput  # noqa: E402
 from engine.db import init_db, make_engine  # noqa: E402
-from engine.demo import load_demo_data  # noqa: E402
-from engine.workers import running_worker  # noqa: E402
+from engine.dev.demo_data import load_demo_data  # noqa: E402
+from engine.language import catalog  # noqa: E402
+from engine.runtime import search_attributes, temporal  # noqa: E402
+from engine.runtime.workers import running_worker  # noqa: E402
+from engine.workflow.contracts import JourneyEvent, JourneyInput  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,7 +55,7 @@ SCENARIOS: list[tuple[str, str, list[dict[str, Any]]]] = [
 async def run_scenario(
     client: Client, plan: Any, account_id: str, events: list[dict[str, Any]], task_queue: str
 ) -> str:
-    workflow_id = runtime.workflow_id(plan.journey, account_id)
+    workflow_id = temporal.workflow_id(plan.journey, account_id)
     handle = await client.start_workflow(
         "Journey", JourneyInput(plan=plan, account_id=account_id), id=workflow_id, task_queue=task_queue
     )
@@ -88,10 +89,10 @@ async def main() -> None:
         load_demo_data(engine, REPO / "journeys")
         plans = {plan.journey: plan for plan in catalog.validate([REPO / "journeys"]).plans}
         env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=runtime.test_server_path(), data_converter=pydantic_data_converter
+            test_server_existing_path=temporal.test_server_path(), data_converter=pydantic_data_converter
         )
         async with env:
-            await visibility.register(env.client)
+            await search_attributes.register(env.client)
             task_queue = f"record-{uuid.uuid4()}"
             async with running_worker(env.client, engine, OutboxFileDelivery(Path(tmp) / "outbox"), task_queue):
                 only = set(sys.argv[1:])  # journey ids to (re-)record; all when none are given

@@ -1,0 +1,24 @@
+"""The choices a report takes (what to count, period length, flow direction): plain enums, importable
+without the database, so the command line can offer them without loading the reports."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Container(StrEnum):
+    account = "account"
+    buying_group = "buying_group"
+    person = "person"
+    opportunity = "opportunity"
+
+
+class Grain(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class Direction(StrEnum):
+    starts_with = "starts_with"
+    ends_with = "ends_with"

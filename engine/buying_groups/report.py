@@ -1,0 +1,114 @@
+"""Read-only reports for operators and sales: an account's buying groups, and the handoffs made."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from engine.buying_groups import scoring
+from engine.context import full_name
+from engine.db import Account, ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff, Person
+from engine.language.workspace import Workspace
+
+
+def buying_groups(
+    engine: Engine, workspace: Workspace, account_id: str, interest: str | None = None
+) -> list[dict[str, Any]]:
+    """Each buying group of the account: roles with members, missing roles, scores, stage and history."""
+    reports = []
+    with Session(engine) as session:
+        query = select(BuyingGroup).where(BuyingGroup.account_id == account_id)
+        if interest is not None:
+            query = query.where(BuyingGroup.solution_interest_id == interest)
+        for group in session.exec(query.order_by(col(BuyingGroup.solution_interest_id))).all():
+            members = session.exec(
+                select(BuyingGroupMember, Person)
+                .where(BuyingGroupMember.buying_group_id == group.id, BuyingGroupMember.person_id == Person.id)
+                .order_by(col(BuyingGroupMember.assigned_at))
+            ).all()
+            solution = workspace.solution_interests.get(group.solution_interest_id)
+            template = workspace.role_templates.get(solution.role_template) if solution is not None else None
+            roles = [role.role for role in template.roles] if template is not None else []
+            fills = [
+                scoring.RoleFill(
+                    role.role,
+                    role.members_required,
+                    sum(1 for member, _ in members if member.role == role.role),
+                    role.counts_toward_completeness,
+                )
+                for role in (template.roles if template is not None else [])
+            ]
+            history = [
+                {
+                    "at": member.assigned_at.isoformat(),
+                    "what": f"{_name(person)} assigned as {member.role} ({member.assigned_by})",
+                }
+                for member, person in members
+            ]
+            handoff = session.exec(select(Handoff).where(Handoff.buying_group_id == group.id)).first()
+            if handoff is not None:
+                history.append(
+                    {"at": handoff.created_at.isoformat(), "what": f"handed to sales by journey '{handoff.journey_id}'"}
+                )
+            reports.append(
+                {
+                    "account": account_id,
+                    "solution_interest": group.solution_interest_id,
+                    "stage": group.stage,
+                    "completeness": scoring.display(group.completeness),
+                    "engagement": scoring.display(group.engagement),
+                    "missing_roles": scoring.missing_roles(fills),
+                    "members": [
+                        {
+                            "role": member.role,
+                            "name": _name(person),
+                            "email": person.email,
+                            "job_title": person.job_title,
+                            "assigned_by": member.assigned_by,
+                            "engagement": scoring.display(person.engagement_score),
+                        }
+                        for member, person in sorted(
+                            members,
+                            key=lambda pair: (
+                                roles.index(pair[0].role) if pair[0].role in roles else len(roles),
+                                pair[1].id or 0,
+                            ),
+                        )
+                    ],
+                    "history": sorted(history, key=lambda entry: entry["at"]),
+                }
+            )
+    return reports
+
+
+def handoffs(engine: Engine) -> list[dict[str, Any]]:
+    """Every SQL handoff, newest first."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Handoff, BuyingGroup, Account)
+            .where(Handoff.buying_group_id == BuyingGroup.id, Handoff.account_id == Account.id)
+            .order_by(col(Handoff.created_at).desc())
+        ).all()
+        webhooks = {
+            event.key
+            for event in session.exec(select(ActivityEvent).where(ActivityEvent.type == "handoff_webhook")).all()
+        }
+        return [
+            {
+                "at": handoff.created_at.isoformat(),
+                "account": account.id,
+                "account_name": account.name,
+                "solution_interest": group.solution_interest_id,
+                "journey": handoff.journey_id,
+                "owner": account.owner_email,
+                "completeness": scoring.display(group.completeness),
+                "crm_webhook": f"handoff/{group.id}/webhook" in webhooks,
+            }
+            for handoff, group, account in rows
+        ]
+
+
+def _name(person: Person) -> str:
+    return full_name(person) or person.email or f"#{person.id}"

@@ -1,0 +1,5 @@
+"""`python -m engine.cli ...` is the `journey` command."""
+
+from engine.cli.app import main
+
+main()

@@ -1,0 +1,219 @@
+"""`journey analytics canvas|cohort|flow|nodes|timeline`: tables in the terminal, `--json`, `--html FILE`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from engine.analytics.choices import Container, Direction, Grain
+from engine.cli.common import database, group, out
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from engine.analytics.containers import Filters
+    from engine.analytics.report import Report
+
+app = group(
+    "Account analytics over the event log: journey canvas, cohorts, flow, node counts, timelines.",
+    no_args_is_help=True,
+)
+
+CONTAINER = typer.Option(Container.account, "--container", "-c", help="what to count")
+JOURNEY = typer.Option(None, "--journey", help="only accounts that entered this journey (and its steps)")
+INTEREST = typer.Option(None, "--solution-interest", help="only buying groups (or their accounts) of this interest")
+SINCE = typer.Option(None, "--since", help="events from this day or time on (UTC), e.g. 2026-01-01")
+UNTIL = typer.Option(None, "--until", help="events before this day or time (UTC)")
+AS_JSON = typer.Option(False, "--json", help="print the report as JSON, for scripts")
+HTML = typer.Option(None, "--html", help="write a self-contained page with the chart to this file")
+
+
+def filters(journey: str | None, interest: str | None, since: str | None, until: str | None) -> Filters:
+    from engine.analytics.containers import Filters
+    from engine.analytics.timing import parse_moment
+
+    return Filters(journey, interest, parse_moment(since, "--since"), parse_moment(until, "--until"))
+
+
+def _run(build: Callable[[Engine], Report], as_json: bool, html: Path | None) -> None:
+    """Build the report in the database, then print it or write its page; mistakes exit 1 with the reason."""
+    from engine.analytics import page
+    from engine.analytics.errors import AnalyticsError
+
+    try:
+        with database() as engine:
+            report = build(engine)
+    except AnalyticsError as error:
+        print(f"journey: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    if html is not None:
+        html.write_text(page.render(report), encoding="utf-8")
+        print(f"wrote {html}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+    elif html is None:
+        _print(report)
+
+
+def _print(report: Report) -> None:
+    from rich.table import Table as RichTable
+
+    from engine.analytics.tables import display, tables
+
+    for table in tables(report):
+        rich = RichTable(title=table.title, title_justify="left")
+        for column in table.columns:
+            rich.add_column(column, overflow="fold")
+        for row in table.rows:
+            rich.add_row(*(display(value) for value in row))
+        if not table.rows:
+            rich.caption = "nothing matched"
+        out().print(rich)
+
+
+@app.command("canvas")
+def canvas_command(
+    steps: list[str] = typer.Argument(..., help="milestones in order, e.g. \"form_fill where event.form == 'x'\""),
+    container: Container = CONTAINER,
+    journey: str | None = JOURNEY,
+    solution_interest: str | None = INTEREST,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    as_json: bool = AS_JSON,
+    html: Path | None = HTML,
+) -> None:
+    """How many containers reached each milestone after the previous one; conversion, fallout, median time."""
+    from engine.analytics.canvas import canvas
+    from engine.analytics.selectors import parse_selector
+
+    _run(
+        lambda engine: canvas(
+            engine,
+            [parse_selector(step) for step in steps],
+            container,
+            filters(journey, solution_interest, since, until),
+        ),
+        as_json,
+        html,
+    )
+
+
+@app.command("cohort")
+def cohort_command(
+    include: str = typer.Option(..., "--include", help="inclusion metric, e.g. opportunity_created"),
+    returning: str = typer.Option(
+        ..., "--return", help="return metric, e.g. \"... where event.stage == 'closed_won'\""
+    ),
+    include_min: int = typer.Option(1, "--include-min", min=1, help="events needed to be included"),
+    return_min: int = typer.Option(1, "--return-min", min=1, help="events in a period needed to count"),
+    grain: Grain = typer.Option(Grain.month, "--grain", help="period length"),
+    periods: int = typer.Option(6, "--periods", min=1, help="periods after inclusion (0 = the inclusion period)"),
+    rolling: bool = typer.Option(False, "--rolling", help="count only containers that returned in every period so far"),
+    container: Container = CONTAINER,
+    journey: str | None = JOURNEY,
+    solution_interest: str | None = INTEREST,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    as_json: bool = AS_JSON,
+    html: Path | None = HTML,
+) -> None:
+    """Containers grouped by when they met the inclusion metric, followed period by period on the return metric."""
+    from engine.analytics.cohort import cohort
+    from engine.analytics.selectors import parse_selector
+
+    _run(
+        lambda engine: cohort(
+            engine,
+            parse_selector(include),
+            parse_selector(returning),
+            container,
+            filters(journey, solution_interest, since, until),
+            grain,
+            periods,
+            include_min,
+            return_min,
+            rolling,
+        ),
+        as_json,
+        html,
+    )
+
+
+@app.command("flow")
+def flow_command(
+    starts_with: str | None = typer.Option(None, "--starts-with", help="milestone the paths start from"),
+    ends_with: str | None = typer.Option(None, "--ends-with", help="milestone the paths lead to"),
+    dimension: str = typer.Option("type", "--dimension", help="type, node, or a payload field such as content_type"),
+    columns: int = typer.Option(5, "--columns", min=2, help="columns, the milestone included"),
+    top: int = typer.Option(5, "--top", min=1, help="values kept per column; the rest are 'other'"),
+    container: Container = CONTAINER,
+    journey: str | None = JOURNEY,
+    solution_interest: str | None = INTEREST,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    as_json: bool = AS_JSON,
+    html: Path | None = HTML,
+) -> None:
+    """The most frequent sequences of one dimension after (--starts-with) or before (--ends-with) a milestone."""
+    from engine.analytics.flow import flow
+    from engine.analytics.selectors import parse_selector
+
+    if (starts_with is None) == (ends_with is None):
+        print("journey: give exactly one of --starts-with and --ends-with", file=sys.stderr)
+        raise typer.Exit(2)
+    direction = Direction.starts_with if starts_with is not None else Direction.ends_with
+    milestone = starts_with if starts_with is not None else ends_with
+    assert milestone is not None
+    _run(
+        lambda engine: flow(
+            engine,
+            parse_selector(milestone),
+            direction,
+            container,
+            filters(journey, solution_interest, since, until),
+            dimension,
+            columns,
+            top,
+        ),
+        as_json,
+        html,
+    )
+
+
+@app.command("nodes")
+def nodes_command(
+    journey: str = typer.Argument(..., help="the journey's id"),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    as_json: bool = AS_JSON,
+    html: Path | None = HTML,
+) -> None:
+    """Per node of a journey: accounts that entered, are there now, and left by each branch."""
+    from engine.analytics.nodes import node_counts
+
+    _run(lambda engine: node_counts(engine, journey, filters(None, None, since, until)), as_json, html)
+
+
+@app.command("timeline")
+def timeline_command(
+    account: str = typer.Argument(..., help="the account's id"),
+    solution_interest: str | None = typer.Option(None, "--solution-interest", help="only this buying group"),
+    journey: str | None = JOURNEY,
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    as_json: bool = AS_JSON,
+    html: Path | None = HTML,
+) -> None:
+    """Every interaction of one account (or one of its buying groups), oldest first, with people and roles."""
+    from engine.analytics.timeline import timeline
+
+    _run(
+        lambda engine: timeline(engine, account, filters(journey, None, since, until), solution_interest),
+        as_json,
+        html,
+    )

@@ -1,0 +1,104 @@
+"""What the commands share: exit codes, the consoles, and how a command reaches Temporal, the database and
+one journey file. Everything heavy is imported when a command asks for it, never at start-up."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.engine import Engine
+    from temporalio.client import Client
+
+    from engine.language.catalog import Catalog
+    from engine.language.plan import Plan
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+
+T = TypeVar("T")
+
+
+def group(help: str, **settings: Any) -> typer.Typer:
+    """A command group. Help is printed plainly: rich's help formatting cost every `journey --help` 0.2 s."""
+    return typer.Typer(help=help, rich_markup_mode=None, **settings)
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine (asyncio is loaded only by the commands that need it)."""
+    import asyncio
+
+    return asyncio.run(coroutine)
+
+
+@cache
+def out() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+@cache
+def err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def validated(paths: list[Path]) -> Catalog:
+    """Journey files or folders checked together; a missing path is a usage error."""
+    from engine.language import catalog
+
+    try:
+        return catalog.validate(paths)
+    except FileNotFoundError as error:
+        print(f"journey: no such file or folder: {error.args[0]}", file=sys.stderr)
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+def one_plan(file: Path) -> Plan:
+    """The Plan of one journey file, or every problem printed and exit 1."""
+    result = validated([file])
+    for issue in result.issues:
+        print(issue.render(), file=sys.stderr)
+    if result.issues or not result.plans:
+        raise typer.Exit(EXIT_PROBLEMS)
+    return result.plans[0]
+
+
+async def client() -> Client:
+    """A Temporal client from the environment, or a message saying how to start or point at Temporal."""
+    from engine.runtime import temporal
+
+    try:
+        return await temporal.connect()
+    except RuntimeError as error:
+        print(
+            f"journey: cannot reach Temporal ({error}): start it with `journey dev`, or set "
+            "TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE",
+            file=sys.stderr,
+        )
+        raise typer.Exit(EXIT_PROBLEMS) from None
+
+
+@contextmanager
+def database() -> Iterator[Engine]:
+    """The journey database (JOURNEY_DATABASE_URL or .journey/journey.db), its tables created when missing."""
+    from engine import db
+
+    with db.database() as engine:
+        yield engine
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit to print: the password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

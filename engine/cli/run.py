@@ -1,0 +1,188 @@
+"""`journey publish | event | dev`: start journeys for their audience, send them events, run everything locally."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from engine.cli.common import client, database, err, one_plan, out, run_async
+
+if TYPE_CHECKING:
+    from engine.language.plan import Plan
+
+
+class EventType(StrEnum):
+    form_fill = "form-fill"
+    email_open = "email-open"
+    email_click = "email-click"
+    web_visit = "web-visit"
+    person_added = "person-added"
+    person_updated = "person-updated"
+    opportunity_created = "opportunity-created"
+    opportunity_stage_changed = "opportunity-stage-changed"
+
+
+def publish_command(
+    file: Path = typer.Argument(..., help="the journey file"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Compile, store the version, and start the journey for every account of its audience (idempotent)."""
+    from engine.runtime import temporal
+
+    plan = one_plan(file)
+    summary = run_async(_publish(plan, quiet=as_json))
+    if as_json:
+        print(json.dumps(summary))
+        return
+    out().print(
+        f"published [bold]{plan.journey}[/] version {plan.version}: {summary['in_audience']} accounts in "
+        f"the audience, {len(summary['started'])} started, {len(summary['already_running'])} already "
+        f"running, {len(summary['excluded_by_reentry'])} excluded by re-entry ({plan.audience.reentry})"
+    )
+    if plan.audience.refresh:
+        out().print(
+            f"audience refresh: launcher {temporal.launcher_id(plan.journey)} on '{plan.audience.refresh}' (UTC)"
+        )
+
+
+async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from engine.runtime import publish, search_attributes
+
+    temporal_client = await client()
+    if missing := await search_attributes.missing(temporal_client):
+        # Journeys would start and then fail every workflow task on their first search-attribute write.
+        print(
+            f"journey: namespace '{temporal_client.namespace}' lacks the search attributes {', '.join(missing)}: "
+            "run `journey setup search-attributes` (or `journey setup search-attributes --print`) first",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+    with database() as engine:
+        to_start, _ = await asyncio.to_thread(publish.audience, engine, plan)
+        columns = (TextColumn("starting {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err(), disable=quiet) as progress:
+            task = progress.add_task(plan.journey, total=len(to_start))
+            summary = await publish.publish(
+                temporal_client, engine, plan, progress=lambda done: progress.advance(task, done)
+            )
+        await publish.start_launcher(temporal_client, plan)
+    return {
+        "journey": summary.journey,
+        "version": summary.version,
+        "in_audience": summary.in_audience,
+        "started": summary.started,
+        "already_running": summary.already_running,
+        "excluded_by_reentry": summary.excluded_by_reentry,
+    }
+
+
+def dev_command(
+    journeys: Path = typer.Option(Path("journeys"), "--journeys", help="the folder of journeys to publish"),
+    port: int = typer.Option(7233, "--port", help="Temporal's gRPC port"),
+    ui_port: int = typer.Option(8233, "--ui-port", help="the Temporal UI's port"),
+    services_port: int = typer.Option(8790, "--services-port", help="the stand-in services' port (services.yaml)"),
+    http_port: int = typer.Option(8000, "--http-port", help="the events service's port (journey serve)"),
+) -> None:
+    """Run everything locally: Temporal dev server (UI on :8233), worker, demo data, example journeys."""
+    from engine import logs
+    from engine.dev import stack
+
+    logs.configure(level="WARNING")
+    home = Path(os.environ.get("JOURNEY_HOME", ".journey"))
+    try:
+        run_async(stack.run(home, journeys, port, ui_port, services_port, http_port))
+    except RuntimeError as error:
+        print(f"journey dev: {error}", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def _fields(values: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name:
+            raise typer.BadParameter(f"'{value}' is not name=value", param_hint="--field")
+        fields[name] = text
+    return fields
+
+
+def event_command(
+    type_: EventType = typer.Argument(..., metavar="TYPE", help="form-fill, email-open, web-visit, ..."),
+    account: str | None = typer.Option(None, "--account", help="the account id (default: by the email's domain)"),
+    person: str | None = typer.Option(None, "--person", help="the person's email"),
+    form: str | None = typer.Option(None, "--form", help="form-fill: the form's name"),
+    field: list[str] = typer.Option([], "--field", help="name=value, repeatable; form fields or event data"),
+    event_id: str | None = typer.Option(None, "--event-id", help="the sender's idempotency key"),
+    occurred_at: datetime | None = typer.Option(None, "--occurred-at", help="ISO time (default: now)"),
+) -> None:
+    """Record an event and deliver it to every running journey of the account."""
+    if account is None and person is None:
+        raise typer.BadParameter(
+            "give --account, or --person so the account is found by the email's domain", param_hint="--account"
+        )
+    extra = _fields(field)
+    payload: dict[str, Any] = {}
+    if type_ is EventType.form_fill:
+        if not form:
+            raise typer.BadParameter("form-fill needs --form NAME", param_hint="--form")
+        payload = {"form": form, "fields": extra}
+    else:
+        payload = extra
+    run_async(_event(type_.value.replace("-", "_"), account, person, payload, event_id, occurred_at))
+
+
+async def _event(
+    type_: str,
+    account: str | None,
+    person: str | None,
+    payload: dict[str, Any],
+    event_id: str | None,
+    occurred_at: datetime | None,
+) -> None:
+    """Store, then deliver as the relay of `journey serve` does; if Temporal cannot be reached the event
+    stays stored and undelivered, and the relay delivers it when Temporal is back."""
+    from temporalio.service import RPCError
+
+    from engine.runtime import events, temporal
+
+    with database() as engine:
+        recorded = events.record(engine, type_, account, person, payload, event_id, occurred_at)
+        if recorded.status == "duplicate":
+            print(f"duplicate: {recorded.reason}; not delivered again", file=sys.stderr)
+            return
+        if recorded.status == "unmatched":
+            print(
+                f"unmatched: {recorded.reason}; the event is stored as unmatched "
+                f"(id '{recorded.event.event_id}') and was not delivered",
+                file=sys.stderr,
+            )
+            raise typer.Exit(1)
+        try:
+            temporal_client = await temporal.connect()
+            reached = await events.deliver(temporal_client, engine, recorded.event)
+        except (RuntimeError, RPCError) as error:
+            print(
+                f"stored: event '{recorded.event.event_id}' is saved but Temporal is unreachable ({error}); "
+                "`journey serve` delivers it when Temporal is back",
+                file=sys.stderr,
+            )
+            return
+        where = ", ".join(reached) if reached else "no running journey of this account"
+        print(f"accepted: event '{recorded.event.event_id}' delivered to {where}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("publish")(publish_command)
+    app.command("event")(event_command)
+    app.command("dev")(dev_command)

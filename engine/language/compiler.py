@@ -1,0 +1,380 @@
+"""Journey file -> Plan. Resolves every reference, checks the graph and collects ALL problems at once.
+
+A marketer fixing a journey should see every mistake in one run, each as
+`path:line:col: node 'id': message`, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from engine.language import conditions, graph, shape, templates
+from engine.language.errors import Issue, JourneyInvalidError, did_you_mean
+from engine.language.loader import Document, PathKey, load_file
+from engine.language.model import (
+    BUYING_GROUP_TYPES,
+    NODE_MODELS,
+    WAITING_TYPES,
+    JourneyHeader,
+    NodeBase,
+    Recipients,
+    SendEmail,
+    Split,
+    UpdateAccount,
+    WaitForEvent,
+)
+from engine.language.plan import Edge, Plan
+from engine.language.workspace import Workspace, display, load_workspace
+
+EDGE_KEYS = ("next", "on_event", "on_complete", "on_success", "on_error", "on_timeout")
+READ_ONLY_ACCOUNT_FIELDS = frozenset({"id", "created_at", "attributes", "domain"})
+NUMERIC_ACCOUNT_FIELDS = frozenset({"employees", "annual_revenue"})
+
+
+def compile_file(path: Path, workspace: Workspace | None = None) -> Plan:
+    """The Plan of one journey file; raises JourneyInvalidError listing every problem."""
+    plan, issues = check_file(path, workspace)
+    if issues or plan is None:
+        raise JourneyInvalidError(issues)
+    return plan
+
+
+def check_file(path: Path, workspace: Workspace | None = None) -> tuple[Plan | None, list[Issue]]:
+    """The Plan (when the journey is sound) and the journey's own problems, in file order."""
+    workspace = workspace or load_workspace(path.parent)
+    document, issues = load_file(path, display(path))
+    if document is None:
+        return None, issues
+    compiler = _Compiler(document, path, workspace)
+    compiler.issues.extend(issues)
+    plan = compiler.run()
+    return (plan if not compiler.issues else None), sorted(set(compiler.issues))
+
+
+def _event_notes(event: str, known: dict[str, frozenset[str]]) -> dict[str, str]:
+    """'form' belongs to form_fill events, not email_click: said where a field of another type is used."""
+    notes: dict[str, str] = {}
+    for other, fields in known.items():
+        for name in fields - known[event]:
+            notes.setdefault(f"event.{name}", f"'{name}' belongs to {other} events, not {event}")
+    return notes
+
+
+def raw_edges(raw: dict[str, Any]) -> Iterator[tuple[str, str, PathKey]]:
+    """(label, target, where) for every branch a node names, also for nodes that failed validation."""
+    for key in EDGE_KEYS:
+        if isinstance(raw.get(key), str):
+            yield key, raw[key], (key,)
+    paths = raw.get("paths")
+    for index, path in enumerate(paths if isinstance(paths, list) else []):
+        if isinstance(path, dict) and isinstance(path.get("next"), str):
+            yield f"when {path.get('when')}", path["next"], ("paths", index, "next")
+    if isinstance(raw.get("otherwise"), str):
+        yield "otherwise", raw["otherwise"], ("otherwise",)
+
+
+class _Compiler:
+    def __init__(self, document: Document, path: Path, workspace: Workspace) -> None:
+        self.document, self.source, self.path, self.workspace = document, document.source, path, workspace
+        self.issues: list[Issue] = []
+        self.raw_nodes: dict[str, tuple[int, dict[str, Any]]] = {}  # id -> (index, raw), valid or not
+        self.nodes: dict[str, NodeBase] = {}
+        self.templates: dict[str, str] = {}
+
+    def fail(self, at: PathKey, message: str, node: str | None = None, key: bool = False) -> None:
+        line, col = self.source.key(at) if key else self.source.value(at)
+        self.issues.append(Issue(self.source.path, line, col, message, node))
+
+    def run(self) -> Plan | None:
+        data = self.document.data
+        if not isinstance(data, dict):
+            self.fail((), "a journey file must be a mapping with 'journey', 'name', 'audience', 'start' and 'nodes'")
+            return None
+        header, problems = shape.validate(JourneyHeader, data, self.source)
+        self.issues.extend(problems)
+        self._read_nodes(data.get("nodes"))
+        self.account_fields = conditions.ACCOUNT_FIELDS | self._custom_account_attributes()
+        self.names_interest = isinstance(data.get("solution_interest"), str)
+        self.interest = self._solution_interest(data.get("solution_interest"))
+        self.role_template = (
+            self.workspace.role_templates.get(self.interest.role_template) if self.interest is not None else None
+        )
+        audience = data.get("audience")
+        if isinstance(audience, dict) and isinstance(audience.get("accounts"), str):
+            scope = conditions.Scope({"account": self.account_fields}, "audience conditions")
+            self._expression(("audience", "accounts"), audience["accounts"], scope, None, "accounts")
+        for node in self.nodes.values():
+            self._check_node(node)
+        self._check_references()
+        start = data.get("start")
+        if isinstance(start, str) and self.raw_nodes:
+            self._check_graph(start)
+        if self.issues or header is None:
+            return None
+        return self._plan(header)
+
+    # --- nodes ---------------------------------------------------------------------------------------
+
+    def _read_nodes(self, raw_nodes: Any) -> None:
+        if not isinstance(raw_nodes, list):
+            return  # the header check reported it
+        for index, raw in enumerate(raw_nodes):
+            at: PathKey = ("nodes", index)
+            if not isinstance(raw, dict):
+                self.fail(at, "each node must be a mapping with at least 'id' and 'type'")
+                continue
+            node_id = raw.get("id")
+            label = node_id if isinstance(node_id, str) else None
+            if "id" not in raw:
+                self.fail(at, f"node #{index + 1} has no 'id'")
+            elif label is not None and label in self.raw_nodes:
+                first_line = self.source.value(("nodes", self.raw_nodes[label][0], "id"))[0]
+                self.fail((*at, "id"), f"duplicate node id '{label}' (first defined on line {first_line})", label)
+                continue
+            if label is not None:
+                self.raw_nodes[label] = (index, raw)
+            node_type = raw.get("type")
+            if "type" not in raw:
+                self.fail(at, f"missing required key 'type' (one of {', '.join(NODE_MODELS)})", label)
+                continue
+            if node_type not in NODE_MODELS:
+                hint = did_you_mean(str(node_type), NODE_MODELS)
+                self.fail((*at, "type"), f"unknown node type '{node_type}'{hint}", label)
+                continue
+            model, problems = shape.validate(NODE_MODELS[node_type], raw, self.source, at, label)
+            if "id" not in raw:  # already said above, in words that count the node
+                problems = [problem for problem in problems if problem.message != "missing required key 'id'"]
+            self.issues.extend(problems)
+            if model is not None and label is not None:
+                self.nodes[label] = model
+
+    def _custom_account_attributes(self) -> frozenset[str]:
+        names: set[str] = set()
+        for _, raw in self.raw_nodes.values():
+            if raw.get("type") == "update_account":
+                for key in ("set", "add"):
+                    if isinstance(raw.get(key), dict):
+                        names.update(str(name) for name in raw[key])
+        return frozenset(names)
+
+    def _at(self, node: NodeBase, *rest: str | int) -> PathKey:
+        return ("nodes", self.raw_nodes[node.id][0], *rest)
+
+    def _check_node(self, node: NodeBase) -> None:
+        match node:
+            case SendEmail():
+                self._check_recipients(node, node.to)
+                self._check_subject(node)
+                self._check_template(node)
+            case WaitForEvent(event=event, where=where):
+                known = self.workspace.event_types.fields  # built-in types and those of events.yaml
+                if event not in known:
+                    hint = did_you_mean(event, known)
+                    self.fail(self._at(node, "event"), f"event: unknown event type '{event}'{hint}", node.id)
+                elif where is not None:
+                    fields = conditions.EVENT_COMMON_FIELDS | known[event]
+                    variables = {"event": fields, "account": self.account_fields, "person": conditions.PERSON_FIELDS}
+                    scope = conditions.Scope(variables, "event conditions", _event_notes(event, known))
+                    self._expression(self._at(node, "where"), where, scope, node.id, "where")
+            case Split(paths=paths):
+                scope = self._scope("split conditions", "account")
+                for index, path in enumerate(paths):
+                    self._expression(
+                        self._at(node, "paths", index, "when"), path.when, scope, node.id, f"paths[{index}].when"
+                    )
+            case UpdateAccount():
+                for key in ("set", "add"):
+                    for name in getattr(node, key) or {}:
+                        if name in READ_ONLY_ACCOUNT_FIELDS:
+                            message = f"{key}: '{name}' cannot be changed by a journey"
+                            self.fail(self._at(node, key, name), message, node.id, key=True)
+                        elif key == "add" and name in conditions.ACCOUNT_FIELDS - NUMERIC_ACCOUNT_FIELDS:
+                            message = f"add: '{name}' is not a number; use 'set' to change it"
+                            self.fail(self._at(node, key, name), message, node.id, key=True)
+        if node.type in BUYING_GROUP_TYPES and not self.names_interest:
+            self.fail(
+                self._at(node, "type"),
+                f"'{node.type}' works on a buying group: give the journey a 'solution_interest'",
+                node.id,
+            )
+        service = getattr(node, "service", None)
+        if service is not None and self.workspace.services_loaded and service not in self.workspace.services.services:
+            if not self.workspace.has_services_file:
+                message = f"service: unknown service '{service}': there is no services.yaml next to the journey"
+            else:
+                message = (
+                    f"service: unknown service '{service}'{did_you_mean(service, self.workspace.services.services)}"
+                )
+            self.fail(self._at(node, "service"), message, node.id)
+
+    def _variables(self, *names: str) -> dict[str, frozenset[str] | None]:
+        known: dict[str, frozenset[str] | None] = {
+            "account": self.account_fields,
+            "person": conditions.PERSON_FIELDS,
+        }
+        variables = {name: known[name] for name in names}
+        if self.names_interest:
+            variables["buying_group"] = conditions.BUYING_GROUP_FIELDS
+        return variables
+
+    def _scope(self, where: str, *names: str) -> conditions.Scope:
+        notes = {} if self.names_interest else {"buying_group": "give the journey a 'solution_interest' first"}
+        return conditions.Scope(self._variables(*names), where, notes)
+
+    def _expression(self, at: PathKey, source: str, scope: conditions.Scope, node: str | None, field: str) -> None:
+        for problem in conditions.check(source, scope):
+            self.fail(at, f"{field}: {problem}", node)
+
+    def _check_recipients(self, node: SendEmail, to: Recipients) -> None:
+        if (to.roles or to.missing_roles) and not self.names_interest:
+            self.fail(
+                self._at(node, "to"), "to: roles need a buying group: give the journey a 'solution_interest'", node.id
+            )
+        if to.roles and self.role_template is not None:
+            roles = [role.role for role in self.role_template.roles]
+            for index, role in enumerate(to.roles):
+                if role not in roles:
+                    hint = did_you_mean(role, roles)
+                    message = f"to.roles: role template '{self.role_template.id}' has no role '{role}'{hint}"
+                    self.fail(self._at(node, "to", "roles", index), message, node.id)
+        if to.where is not None:
+            scope = self._scope("recipient conditions", "person", "account")
+            self._expression(self._at(node, "to", "where"), to.where, scope, node.id, "to.where")
+
+    def _check_subject(self, node: SendEmail) -> None:
+        for _, problem in templates.check(node.subject, False, self.account_fields, self.names_interest):
+            self.fail(self._at(node, "subject"), f"subject: {problem}", node.id)
+
+    def _check_template(self, node: SendEmail) -> None:
+        # Lexical check: '../' may not leave the folder, but a symlinked folder of shared templates may.
+        folder = Path(os.path.abspath(self.path.parent))
+        file = Path(os.path.normpath(folder / node.template))
+        if not file.is_relative_to(folder):
+            self.fail(
+                self._at(node, "template"), f"template: '{node.template}' is outside the journey's folder", node.id
+            )
+            return
+        if not file.is_file():
+            near = [str(path.relative_to(folder)) for path in folder.rglob("*.j2")]
+            hint = did_you_mean(node.template, near)
+            self.fail(self._at(node, "template"), f"template: '{node.template}' not found{hint}", node.id)
+            return
+        self._read_template(node, file, node.template)
+        text_twin = node.template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
+        if text_twin != node.template and (folder / text_twin).is_file():
+            self._read_template(node, folder / text_twin, text_twin)
+
+    def _read_template(self, node: SendEmail, file: Path, name: str) -> None:
+        if name in self.templates:
+            return
+        shown = display(file)
+        try:
+            source = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            self.issues.append(Issue(shown, 1, 1, f"template cannot be read: {error}", node.id))
+            return
+        html = templates.is_html(name)
+        for line, problem in templates.check(source, html, self.account_fields, self.names_interest):
+            self.issues.append(Issue(shown, line, 1, problem, node.id))
+        self.templates[name] = source
+
+    def _solution_interest(self, interest: Any) -> Any:
+        if not isinstance(interest, str):
+            return None
+        found = self.workspace.solution_interests.get(interest)
+        if found is None and self.workspace.buying_groups_loaded:
+            if not self.workspace.has_buying_groups_file:
+                message = f"solution_interest: unknown solution interest '{interest}': there is no buying_groups.yaml"
+                message += " next to the journey"
+            else:
+                hint = did_you_mean(interest, self.workspace.solution_interests)
+                message = f"solution_interest: unknown solution interest '{interest}'{hint}"
+            self.fail(("solution_interest",), message)
+        return found
+
+    # --- graph ---------------------------------------------------------------------------------------
+
+    def _check_references(self) -> None:
+        # Nodes whose exits are already reported (unknown target, or the node itself invalid) are not
+        # reported again as having no way to an end.
+        self.broken_exits = {node_id for node_id in self.raw_nodes if node_id not in self.nodes}
+        for node_id, (index, raw) in self.raw_nodes.items():
+            for _, target, where in raw_edges(raw):
+                if target not in self.raw_nodes:
+                    field = shape.dotted(where)
+                    hint = did_you_mean(target, self.raw_nodes)
+                    self.fail(("nodes", index, *where), f"{field}: unknown node '{target}'{hint}", node_id)
+                    self.broken_exits.add(node_id)
+
+    def _successors(self) -> dict[str, list[str]]:
+        return {
+            node_id: [target for _, target, _ in raw_edges(raw) if target in self.raw_nodes]
+            for node_id, (_, raw) in self.raw_nodes.items()
+        }
+
+    def _check_graph(self, start: str) -> None:
+        if start not in self.raw_nodes:
+            self.fail(("start",), f"start: unknown node '{start}'{did_you_mean(start, self.raw_nodes)}")
+            return
+        successors = self._successors()
+        reached = graph.reachable(start, successors)
+        for node_id, (index, _) in self.raw_nodes.items():
+            if node_id not in reached:
+                self.fail(("nodes", index), f"unreachable: no path from start '{start}' leads here", node_id)
+        types = {node_id: raw.get("type") for node_id, (_, raw) in self.raw_nodes.items()}
+        ends = [node_id for node_id, node_type in types.items() if node_type == "end"]
+        finishing = graph.reaching(ends, successors)
+        order = [node_id for node_id in self.raw_nodes if node_id in reached]
+        for component in graph.strongly_connected(order, successors):
+            first = component[0]
+            at: PathKey = ("nodes", self.raw_nodes[first][0])
+            is_loop = graph.is_loop(component, successors)
+            if is_loop and not any(types[member] in WAITING_TYPES for member in component):
+                path = " -> ".join(f"'{member}'" for member in graph.loop_path(component, successors))
+                self.fail(
+                    at,
+                    f"loop {path} has no wait: an account would go round it forever;"
+                    " add a wait, wait_for_event or wait_for_completeness",
+                    first,
+                )
+            trapped = first not in finishing and all(
+                target in component for member in component for target in successors[member]
+            )
+            broken_exit = any(member in self.broken_exits for member in component)
+            if trapped and types[first] != "end" and not broken_exit:
+                where = (
+                    "this node"
+                    if len(component) == 1
+                    else "loop " + " -> ".join(f"'{member}'" for member in graph.loop_path(component, successors))
+                )
+                self.fail(at, f"no way to an end: {where} never reaches an 'end' node", first)
+
+    # --- plan ----------------------------------------------------------------------------------------
+
+    def _plan(self, header: JourneyHeader) -> Plan:
+        edges = {
+            node_id: [Edge(label=label, target=target) for label, target, _ in raw_edges(raw)]
+            for node_id, (_, raw) in self.raw_nodes.items()
+        }
+        used_services = {getattr(node, "service", None) for node in self.nodes.values()}
+        plan = Plan(
+            journey=header.journey,
+            name=header.name,
+            description=header.description,
+            source=self.source.path,
+            audience=header.audience,
+            solution_interest=self.interest,
+            role_template=self.role_template,
+            stages=self.workspace.buying_groups.stages if self.interest is not None else None,
+            send_window=header.send_window,
+            start=header.start,
+            nodes=self.nodes,
+            edges=edges,
+            templates=self.templates,
+            services={name: s for name, s in self.workspace.services.services.items() if name in used_services},
+            custom_account_attributes=sorted(self.account_fields - conditions.ACCOUNT_FIELDS),
+        )
+        return plan.with_version()

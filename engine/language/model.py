@@ -1,0 +1,363 @@
+"""The journey language as pydantic models: the header, every node type, buying groups and services.
+
+Nodes form a discriminated union on `type`. The models check shapes and single values (durations,
+cron, ranges); everything that needs the whole journey (references, graph, expressions, templates)
+is the compiler's job.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from engine.language.durations import DURATION_PATTERN, check_cron, format_duration, parse_duration
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30m", "12h", "7d", "2w"]}),
+]
+Cron = Annotated[
+    str,
+    AfterValidator(check_cron),
+    WithJsonSchema({"type": "string", "description": "5-field cron: minute hour day month weekday"}),
+]
+NodeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]
+Expression = Annotated[str, Field(min_length=1, description="condition in the journey expression language")]
+
+WEIGHTS: dict[str, int] = {"trivial": 20, "minor": 40, "normal": 60, "important": 80, "vital": 100}
+EVENT_TYPES = (
+    "form_fill",
+    "email_open",
+    "email_click",
+    "web_visit",
+    "person_added",
+    "person_updated",
+    "opportunity_created",
+    "opportunity_stage_changed",
+)
+_REENTRY = re.compile(r"^(never|after\s+\d+\s*[smhdw])$")
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (a typo must not be silently ignored); parsed values never change."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Audience(Strict):
+    accounts: Expression = Field(description="which accounts enter the journey")
+    refresh: Cron | None = Field(None, description="when to re-evaluate the audience and start new accounts")
+    reentry: str = Field("never", description="'never', or 'after 90d': an account may enter again after")
+
+    @field_validator("reentry")
+    @classmethod
+    def _reentry_form(cls, value: str) -> str:
+        if not _REENTRY.match(value):
+            raise ValueError(f"expected 'never' or 'after <duration>' (e.g. 'after 90d'), got '{value}'")
+        if value != "never":
+            parse_duration(value.removeprefix("after").strip())  # 'after 0d' is refused here, not at run time
+        return value
+
+    @property
+    def reentry_after(self) -> timedelta | None:
+        return None if self.reentry == "never" else parse_duration(self.reentry.removeprefix("after").strip())
+
+
+class Recipients(Strict):
+    """Who an email goes to; exactly one of the ways below. The string 'all' is short for all: true."""
+
+    all: bool = False
+    roles: list[str] | None = Field(None, min_length=1)
+    missing_roles: bool = False
+    where: Expression | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_shorthand(cls, value: Any) -> Any:
+        if value == "all":
+            return {"all": True}
+        if not isinstance(value, dict):
+            raise ValueError(f"expected 'all' or a mapping with one of all, roles, missing_roles, where; got '{value}'")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Recipients:
+        chosen = [name for name in ("all", "roles", "missing_roles", "where") if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError("choose exactly one of 'all', roles, missing_roles: true, where")
+        return self
+
+
+class NodeBase(Strict):
+    id: NodeId
+    type: str
+    description: str | None = None
+
+
+class SendEmail(NodeBase):
+    type: Literal["send_email"]
+    to: Recipients
+    subject: str = Field(min_length=1, description="Jinja2 template for the subject line")
+    template: str = Field(min_length=1, description="Jinja2 HTML template, relative to the journey file")
+    next: NodeId
+
+
+class Wait(NodeBase):
+    type: Literal["wait"]
+    duration: Duration | None = None
+    until: Cron | None = Field(None, description="wait until this cron time, in the account's time zone")
+    next: NodeId
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Wait:
+        if (self.duration is None) == (self.until is None):
+            raise ValueError("give exactly one of 'duration' or 'until'")
+        return self
+
+
+class WaitForEvent(NodeBase):
+    type: Literal["wait_for_event"]
+    event: str = Field(description="event type: " + ", ".join(EVENT_TYPES))
+    where: Expression | None = None
+    timeout: Duration
+    on_event: NodeId
+    on_timeout: NodeId
+
+
+class SplitPath(Strict):
+    when: Expression
+    next: NodeId
+
+
+class Split(NodeBase):
+    type: Literal["split"]
+    paths: list[SplitPath] = Field(min_length=1)
+    otherwise: NodeId
+
+
+class ExternalAction(NodeBase):
+    type: Literal["external_action"]
+    service: str
+    on_success: NodeId
+    on_error: NodeId
+    on_timeout: NodeId | None = Field(None, description="defaults to on_error")
+
+
+class UpdateAccount(NodeBase):
+    type: Literal["update_account"]
+    set: dict[str, str | int | float | bool | None] | None = None
+    add: dict[str, int | float] | None = None
+    next: NodeId
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateAccount:
+        if not self.set and not self.add:
+            raise ValueError("give 'set', 'add' or both")
+        return self
+
+
+class AssignBuyingGroup(NodeBase):
+    type: Literal["assign_buying_group"]
+    next: NodeId
+
+
+class WaitForCompleteness(NodeBase):
+    type: Literal["wait_for_completeness"]
+    threshold: float = Field(description="percent, 0-100", json_schema_extra={"minimum": 0, "maximum": 100})
+    timeout: Duration
+    on_complete: NodeId
+    on_timeout: NodeId
+
+    @field_validator("threshold")
+    @classmethod
+    def _percent(cls, value: float) -> float:
+        if not 0 <= value <= 100:
+            raise ValueError(f"must be a percentage between 0 and 100, got {value:g}")
+        return value
+
+
+class SalesHandoff(NodeBase):
+    type: Literal["sales_handoff"]
+    next: NodeId
+
+
+class End(NodeBase):
+    type: Literal["end"]
+
+
+Node = Annotated[
+    SendEmail
+    | Wait
+    | WaitForEvent
+    | Split
+    | ExternalAction
+    | UpdateAccount
+    | AssignBuyingGroup
+    | WaitForCompleteness
+    | SalesHandoff
+    | End,
+    Field(discriminator="type"),
+]
+NODE_MODELS: dict[str, type[NodeBase]] = {
+    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
+    for model in (
+        SendEmail,
+        Wait,
+        WaitForEvent,
+        Split,
+        ExternalAction,
+        UpdateAccount,
+        AssignBuyingGroup,
+        WaitForCompleteness,
+        SalesHandoff,
+        End,
+    )
+}
+WAITING_TYPES = frozenset({"wait", "wait_for_event", "wait_for_completeness"})
+BUYING_GROUP_TYPES = frozenset({"assign_buying_group", "wait_for_completeness", "sales_handoff"})
+
+
+class JourneyHeader(Strict):
+    """Everything in a journey file but the nodes, which are checked one by one."""
+
+    journey: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        max_length=64,
+        description="id: lowercase letters, digits and '-'; unique across journeys/",
+    )
+    name: str = Field(min_length=1)
+    description: str | None = None
+    audience: Audience
+    solution_interest: str | None = None
+    send_window: Cron | None = Field(None, description="emails wait until this cron window, account time zone")
+    start: NodeId
+    nodes: list[Any] = Field(min_length=1)
+
+
+class JourneyFile(JourneyHeader):
+    """The whole file, for the JSON Schema that editors use."""
+
+    nodes: list[Node] = Field(min_length=1)
+
+
+# --- journeys/buying_groups.yaml -------------------------------------------------------------------
+
+
+class Role(Strict):
+    role: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    members_required: int = Field(1, ge=1, le=100)
+    weight: Literal["trivial", "minor", "normal", "important", "vital"] = "normal"
+    when: Expression
+    counts_toward_completeness: bool = True
+
+    @property
+    def weight_value(self) -> int:
+        return WEIGHTS[self.weight]
+
+
+class RoleTemplate(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str | None = None
+    roles: list[Role] = Field(min_length=1)
+
+
+class SolutionInterest(Strict):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str
+    role_template: str
+    description: str | None = None
+
+
+class Stages(Strict):
+    """A buying group's stages, as Adobe models them: where groups start (entry), the one stage that
+    means success (the SQL handoff moves a group there), the stages that mean failure, and which moves
+    are allowed. The defaults suit most B2B funnels."""
+
+    entry: list[str] = Field(default_factory=lambda: ["awareness"], min_length=1)
+    progress: list[str] = Field(default_factory=lambda: ["engaged", "evaluating"])
+    success: str = "sales_qualified"
+    failure: list[str] = Field(default_factory=lambda: ["disqualified", "no_interest"])
+    transitions: dict[str, list[str]] | None = Field(
+        None,
+        description="stage -> stages it may move to; default: forward through the funnel, any open "
+        "stage to success or failure, a failed group back to an entry stage",
+    )
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.entry, *self.progress, self.success, *self.failure]
+
+    def allowed(self) -> dict[str, list[str]]:
+        if self.transitions is not None:
+            return self.transitions
+        funnel = [*self.entry, *self.progress]
+        moves = {stage: [*funnel[index + 1 :], self.success, *self.failure] for index, stage in enumerate(funnel)}
+        moves.update({stage: list(self.entry) for stage in self.failure})
+        moves[self.success] = []
+        return moves
+
+    def check_move(self, current: str, target: str) -> None:
+        """Raise ValueError naming the allowed moves when `current -> target` is not one of them."""
+        if target not in self.all:
+            raise ValueError(f"unknown stage '{target}' (stages: {', '.join(self.all)})")
+        allowed = self.allowed().get(current, [])
+        if target not in allowed:
+            options = ", ".join(allowed) if allowed else "none: it is final"
+            raise ValueError(f"a buying group cannot move from '{current}' to '{target}' (allowed: {options})")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Stages:
+        names = self.all
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"stage '{duplicates[0]}' is listed twice")
+        for source, targets in (self.transitions or {}).items():
+            for stage in [source, *targets]:
+                if stage not in names:
+                    raise ValueError(f"transitions name unknown stage '{stage}' (stages: {', '.join(names)})")
+        return self
+
+
+class BuyingGroupsFile(Strict):
+    role_templates: list[RoleTemplate] = Field(default_factory=list)
+    solution_interests: list[SolutionInterest] = Field(default_factory=list)
+    stages: Stages = Field(default_factory=Stages)
+
+
+# --- journeys/services.yaml ------------------------------------------------------------------------
+
+
+class ServiceAuth(Strict):
+    """The secret never lives in the file: `env` names the environment variable holding it."""
+
+    env: str = Field(pattern=r"^[A-Z_][A-Z0-9_]*$")
+    header: str = "Authorization"
+    scheme: str | None = Field("Bearer", description="prefix before the secret; null sends it bare")
+
+
+class Service(Strict):
+    url: str = Field(pattern=r"^https?://")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    timeout: Duration = timedelta(seconds=10)
+    retries: int = Field(3, ge=0, le=10, description="attempts after the first, with back-off")
+    auth: ServiceAuth | None = None
+    description: str | None = None
+
+
+class ServicesFile(Strict):
+    services: dict[str, Service] = Field(default_factory=dict)

@@ -1,0 +1,130 @@
+"""Check data against a pydantic model and turn what pydantic says into located, readable issues."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, TypeVar, Union
+
+from pydantic import BaseModel, ValidationError
+
+from engine.language.errors import Issue, did_you_mean
+from engine.language.loader import PathKey, SourceMap
+
+M = TypeVar("M", bound=BaseModel)
+
+_PATTERN_WORDS = {
+    r"^[a-z0-9][a-z0-9-]*$": "lowercase letters, digits and '-'",
+    r"^[A-Za-z0-9][A-Za-z0-9_-]*$": "letters, digits, '_' and '-', starting with a letter or digit",
+    r"^[a-z][a-z0-9_]*$": "lowercase letters, digits and '_', starting with a letter",
+    r"^[A-Z_][A-Z0-9_]*$": "an environment variable name: capitals, digits and '_'",
+    r"^https?://": "a URL starting with http:// or https://",
+}
+_EXPECTED = {
+    "string_type": "expected text",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping of keys to values",
+    "model_type": "expected a mapping of keys to values",
+    "model_attributes_type": "expected a mapping of keys to values",
+}
+
+
+def validate(
+    model: type[M], data: Any, source: SourceMap, at: PathKey = (), node: str | None = None
+) -> tuple[M | None, list[Issue]]:
+    """The model instance, or None and one issue per problem, each at its own line and column."""
+    try:
+        return model.model_validate(data), []
+    except ValidationError as error:
+        return None, [_issue(model, problem, source, at, node) for problem in error.errors(include_url=False)]
+
+
+def dotted(loc: tuple[str | int, ...]) -> str:
+    """('paths', 0, 'when') -> 'paths[0].when'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _issue(model: type[BaseModel], problem: Any, source: SourceMap, at: PathKey, node: str | None) -> Issue:
+    loc: tuple[str | int, ...] = tuple(part for part in problem["loc"] if not _is_union_tag(part))
+    full = (*at, *loc)
+    kind, value = problem["type"], problem.get("input")
+    prefix = f"{dotted(loc)}: " if loc else ""
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        line, col = source.key(full)
+        return Issue(
+            source.path, line, col, f"unknown key '{name}'{did_you_mean(name, _fields_at(model, loc[:-1]))}", node
+        )
+    if kind == "missing":
+        line, col = source.value(full[:-1])
+        where = f" in {dotted(loc[:-1])}" if len(loc) > 1 else ""
+        return Issue(source.path, line, col, f"missing required key '{loc[-1]}'{where}", node)
+    line, col = source.value(full)
+    if kind in ("value_error", "assertion_error"):
+        message = str(problem["ctx"]["error"])
+    elif kind == "literal_error":
+        expected = problem["ctx"]["expected"].replace(" or ", ", ")
+        choices = [choice.strip(" '") for choice in expected.split(",")]
+        message = f"expected one of {expected}, got '{value}'{did_you_mean(str(value), choices)}"
+    elif kind == "string_pattern_mismatch":
+        pattern = problem["ctx"]["pattern"]
+        allowed = _PATTERN_WORDS.get(pattern, "the allowed characters")
+        message = f"'{value}' is not allowed here: use {allowed} ({pattern})"
+    elif kind in ("too_short", "string_too_short"):
+        message = "must not be empty"
+    elif kind == "string_too_long":
+        message = f"'{value}' is too long (at most {problem['ctx']['max_length']} characters)"
+    elif kind in _EXPECTED:
+        message = f"{_EXPECTED[kind]}, got {_shown(value)}"
+    else:
+        text = problem["msg"]
+        message = f"{text[:1].lower()}{text[1:]}, got {_shown(value)}"
+    return Issue(source.path, line, col, prefix + message, node)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"'{value}'"
+
+
+def _is_union_tag(part: str | int) -> bool:
+    # pydantic names union members in locations ('function-after[...]', 'str'): not part of the data.
+    return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "bool", "none"))
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """The key names allowed at `loc` inside `model`, for 'did you mean' suggestions."""
+    current: Any = model
+    for part in loc:
+        # List indexes and the keys of dict fields (a service's name) stay on the same model.
+        if isinstance(part, str) and part in current.model_fields:
+            current = _model_in(current.model_fields[part].annotation)
+        if current is None:
+            return []
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The BaseModel inside Optional[...], list[...], dict[str, ...] or Annotated[...], if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType, list, dict, typing.Annotated):
+        for argument in typing.get_args(annotation):
+            found = _model_in(argument)
+            if found is not None:
+                return found
+    return None

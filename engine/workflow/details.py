@@ -1,0 +1,97 @@
+"""What the Temporal UI shows for an account: its summary, the current details (markdown) and what the
+account is waiting for — written for the operator who opens it at 3 a.m. Pure functions of the plan and
+the state, so the workflow can call them while staying deterministic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from engine.language.model import NodeBase, SendEmail, Wait, WaitForCompleteness, WaitForEvent
+from engine.language.plan import Plan
+from engine.language.render import node_summary
+from engine.workflow import visibility
+
+
+def static_summary(plan: Plan, account_name: str | None, account_id: str) -> str:
+    """ "AI seed buying groups · Acme Corp": the line under the workflow id in the UI's list."""
+    return f"{plan.name} · {account_name or account_id}"
+
+
+def static_details(plan: Plan, account_id: str, owner: str | None) -> str:
+    return (
+        f"Journey **{plan.journey}** version `{plan.version}` for account **{account_id}**"
+        + (f" (owner {owner})" if owner else "")
+        + f".\n\nQuery `state` for the full position; `journey status {account_id}` shows the same."
+    )
+
+
+def waiting_for(node: NodeBase) -> str:
+    """The `JourneyWaitingFor` value of a node while it runs."""
+    match node:
+        case WaitForEvent(event=event):
+            return f"event {event}"
+        case Wait():
+            return visibility.TIMER
+        case WaitForCompleteness():
+            return visibility.COMPLETENESS_CHECK
+        case _:
+            return visibility.WORKING
+
+
+def deadline(node: NodeBase, entered_at: datetime) -> datetime | None:
+    """When the node's timer moves the account on by itself (None: no timer, or a cron `until`)."""
+    match node:
+        case WaitForEvent(timeout=timeout) | WaitForCompleteness(timeout=timeout):
+            return entered_at + timeout
+        case Wait(duration=duration) if duration is not None:
+            return entered_at + duration
+        case _:
+            return None
+
+
+def current_details(
+    plan: Plan,
+    node: NodeBase,
+    entered_at: datetime,
+    *,
+    waiting: str,
+    group: dict[str, Any] | None = None,
+    paused: str | None = None,
+) -> str:
+    """Markdown: the node, since when, what it waits for and what would move it on."""
+    lines = [f"**{node.id}** ({node.type}) since {_when(entered_at)}: {node_summary(node)}"]
+    if paused:
+        lines.append(f"**Paused** by {paused}. `journey resume` lets it move on.")
+    elif waiting == visibility.SEND_WINDOW:
+        lines.append(f"Waiting for the send window `{plan.send_window}` (account time zone).")
+    if isinstance(node, WaitForCompleteness) and group:
+        missing = ", ".join(group.get("missing_roles") or []) or "none"
+        lines.append(
+            f"Buying group {group.get('completeness', 0):.0f}% complete, needs {node.threshold:g}%; "
+            f"missing roles: {missing}. New people, form fills and role assignments re-check it."
+        )
+    due = deadline(node, entered_at)
+    exits = []
+    for edge in plan.edges.get(node.id, []):
+        timer = due is not None and edge.label in ("on_timeout", "next") and isinstance(node, _TIMED)
+        exits.append(f"{edge.label}{f' ({_when(due)})' if timer and due else ''} → {edge.target}")
+    if exits:
+        lines.append("Moves on: " + " · ".join(exits))
+    return "\n\n".join(lines)
+
+
+def email_summary(node: SendEmail, group: dict[str, Any] | None) -> str:
+    """ "email 'intro' to decision_maker, champion (2 people)" when the group says how many."""
+    summary = node_summary(node)
+    if node.to.roles and group:
+        count = sum(1 for member in group.get("members", []) if member.get("role") in node.to.roles)
+        summary += f" ({count} {'person' if count == 1 else 'people'})"
+    return summary
+
+
+_TIMED = (Wait, WaitForEvent, WaitForCompleteness)
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")

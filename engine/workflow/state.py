@@ -1,0 +1,106 @@
+"""What every part of the journey workflow shares: its state, the accessors over it, and how the account is
+shown to operators (search attributes, current details). The walk (engine/workflow/interpreter.py) and the operator
+updates (engine/workflow/operator_updates.py) build on it; it holds no workflow logic of its own."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ApplicationError
+
+from engine.language.model import NodeBase
+from engine.workflow import details, visibility
+from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState
+
+QUICK = timedelta(seconds=30)
+DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
+# Workflows started before search attributes existed replay without them (tests/histories/before-visibility).
+VISIBILITY_PATCH = "search-attributes-and-operator-actions"
+
+_UNSET = object()
+
+
+class Exit:
+    """Where a node sends the account: the branch's name and its target."""
+
+    __slots__ = ("branch", "target")
+
+    def __init__(self, branch: str, target: str | None) -> None:
+        self.branch, self.target = branch, target
+
+
+class JourneyBase:
+    def __init__(self) -> None:
+        self._input: JourneyInput | None = None
+        self._state: JourneyState | None = None
+        self._listening = False
+        self._inbox: list[JourneyEvent] = []
+        # Events that arrived while the account was at a node that does not listen (an email being sent):
+        # the next node hears them if it listens, so a click right after the send is not lost.
+        self._early: list[JourneyEvent] = []
+        self._seen: dict[str, None] = {}
+        # An operator's skip or cancel: the exit the account takes instead of its node's own.
+        self._interrupt: Exit | None = None
+        self._cancelled: str | None = None
+        self._shown: dict[str, object] = {}  # search attributes as last written by this run
+
+    # --- what operators see ---------------------------------------------------------------------------
+
+    def _show(self, *updates: SearchAttributeUpdate[Any]) -> None:
+        """Upsert the attributes whose value changed, in one command: each write is a history event and a
+        visibility row, so unchanged values are not written again."""
+        changed = [update for update in updates if self._shown.get(update.key.name, _UNSET) != update.value]
+        if changed and workflow.patched(VISIBILITY_PATCH):
+            workflow.upsert_search_attributes(changed)
+            self._shown.update((update.key.name, update.value) for update in changed)
+
+    def _show_waiting(self, node: NodeBase, waiting: str, *more: SearchAttributeUpdate[Any]) -> None:
+        """What the account waits for, as a search attribute and in the UI's current details."""
+        state = self._current()
+        self._show(visibility.WAITING_FOR.value_set(waiting), *more)
+        workflow.set_current_details(
+            details.current_details(
+                self._plan(),
+                node,
+                state.entered_at,
+                waiting=waiting,
+                group=state.buying_group,
+                paused=state.paused,
+            )
+        )
+
+    # --- accessors -----------------------------------------------------------------------------------
+
+    def _node(self) -> NodeBase:
+        node: NodeBase = self._plan().nodes[self._current().position]
+        return node
+
+    def _key(self, node: NodeBase, visit: int) -> str:
+        info = workflow.info()
+        return f"{info.workflow_id}/{info.first_execution_run_id}/{node.id}/{visit}"
+
+    def _edge(self, node: NodeBase, label: str) -> Exit:
+        for edge in self._plan().edges[node.id]:
+            if edge.label == label:
+                return Exit(label, edge.target)
+        raise ApplicationError(f"node '{node.id}' has no '{label}' branch", type="PlanError", non_retryable=True)
+
+    def _entered_at(self) -> Any:
+        return self._current().entered_at
+
+    def _plan(self) -> Any:
+        return self._input_().plan
+
+    def _input_(self) -> JourneyInput:
+        assert self._input is not None
+        return self._input
+
+    def _current(self) -> JourneyState:
+        assert self._state is not None
+        return self._state
+
+    def _settings(self) -> Any:
+        return self._input_().settings

@@ -138,6 +138,37 @@ class TestWaitAndUpdate:
         result = await (await start(time_env.client, plan, worker)).result()
         assert result.ended_at == "small"
 
+    async def test_split_over_the_limits_fails_for_good(
+        self, time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path
+    ) -> None:
+        """A condition that would build a huge number from the account's data fails the journey at once, naming
+        journey, account and node, instead of holding the worker (issue 13)."""
+        plan = write_journey(
+            tmp_path,
+            """
+            - id: decide
+              type: split
+              paths:
+                - when: "9 ** account.employees > 1"
+                  next: big
+              otherwise: small
+            - id: big
+              type: end
+            - id: small
+              type: end
+        """,
+            start="decide",
+        )
+        add_account(db, employees=10**9)
+        started = time.monotonic()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await (await start(time_env.client, plan, worker)).result()
+        assert time.monotonic() - started < 20
+        cause = failure.value.cause
+        assert cause.type == "ExpressionLimit"  # type: ignore[attr-defined]
+        assert cause.message.startswith("journey 'test-journey' account 'acme-corp' node 'decide': ")  # type: ignore[attr-defined]
+        assert "too large" in cause.message  # type: ignore[attr-defined]
+
     async def test_wait_until_cron_in_account_zone(
         self, time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path
     ) -> None:

@@ -3,6 +3,7 @@ is refused, and that a refused request stores nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -477,3 +478,44 @@ async def test_analytics_pages_are_served_to_callers_with_a_key(service: Service
         "/analytics/canvas", params={"step": "no_such_event", "format": "json"}, headers=service.auth
     )
     assert bad.status_code == 400 and "no_such_event" in bad.json()["detail"]
+
+
+class TestNoStall:
+    """A hostile analytics query cannot stall `journey serve`: expressions do bounded work (issue 13)."""
+
+    async def test_catastrophic_regex_and_huge_power(self, service: Service) -> None:
+        url = "/" + "a" * 30_000 + "!"
+        for number in range(3):
+            posted = await service.http.post(
+                "/v1/events", json=event(f"long-{number}", "web_visit", payload={"url": url}), headers=service.auth
+            )
+            assert posted.status_code == 200, posted.text
+
+        async def evil() -> httpx.Response:
+            step = "web_visit where event.url is matching('^(/|a+)+$')"
+            params = {"step": step, "format": "json"}
+            return await service.http.get("/analytics/canvas", params=params, headers=service.auth, timeout=30)
+
+        running = asyncio.create_task(evil())
+        for number in range(5):
+            started = time.monotonic()
+            health = await service.http.get("/healthz", timeout=5)
+            posted = await service.http.post(
+                "/v1/events", json=event(f"during-{number}"), headers=service.auth, timeout=5
+            )
+            assert (health.status_code, posted.status_code) == (200, 200)
+            assert time.monotonic() - started < 1
+        answer = await running
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["steps"][0]["containers"] == 0
+
+        started = time.monotonic()
+        power = await service.http.get(
+            "/analytics/canvas",
+            params={"step": "web_visit where 9 ** (9 ** 9) > 1", "format": "json"},
+            headers=service.auth,
+            timeout=5,
+        )
+        assert power.status_code == 400
+        assert "too large" in power.json()["detail"]
+        assert time.monotonic() - started < 1

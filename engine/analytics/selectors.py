@@ -46,6 +46,7 @@ _EXTRA_FIELDS: dict[str, frozenset[str]] = {
     "opportunity_created": frozenset({"opportunity_id"}),
     "opportunity_stage_changed": frozenset({"opportunity_id"}),
 }
+MAX_SELECTOR_LENGTH = conditions.MAX_EXPRESSION_LENGTH + 100
 _SYNTAX = re.compile(r"^\s*(?P<type>[a-z_]+)\s*(?:\bwhere\b\s*(?P<where>.+?))?\s*$", re.DOTALL)
 _FLIPPED = {"eq": "eq", "ne": "ne", "lt": "gt", "gt": "lt", "lteq": "gteq", "gteq": "lteq"}
 
@@ -91,6 +92,8 @@ def fields(event_type: str) -> frozenset[str]:
 
 def parse_selector(text: str) -> Selector:
     """'form_fill where event.form == "x"' -> Selector; a SelectorError says what is wrong and what to write."""
+    if len(text) > MAX_SELECTOR_LENGTH:  # before any regex reads it
+        raise SelectorError(f"selector longer than {MAX_SELECTOR_LENGTH:,} characters")
     match = _SYNTAX.match(text)
     if match is None:
         raise SelectorError(f"invalid selector '{text}': expected an event type, optionally 'where <expression>'")

@@ -3,10 +3,18 @@
 Conditions are Jinja2 expressions run in a sandbox that only reads mapping keys: no attribute
 access on Python objects, no method calls, no code execution. Each is checked once at validation
 (syntax, names, attributes, filters, regexes) and compiled once; evaluation is deterministic.
+
+Expressions come from journey authors and from analytics URLs, so their work is bounded by construction:
+the source is limited in length and nesting, `matching` runs RE2 (linear time, no catastrophic
+backtracking), and arithmetic, repetition and `replace` refuse to build values beyond the limits below
+(a constant case is refused at validation). Python's own big-number and regex code holds the GIL, so an
+unbounded expression would freeze every thread of the process, not only its own.
 """
 
 from __future__ import annotations
 
+import math
+import operator
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -14,13 +22,33 @@ from datetime import UTC, date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
 
+import re2
 from jinja2 import Undefined, nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
 from jinja2.lexer import TOKEN_STRING, Lexer
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
-from engine.language.errors import ExpressionError, did_you_mean
+from engine.language.errors import ExpressionError, ExpressionLimitError, did_you_mean
+
+MAX_EXPRESSION_LENGTH = 2_000  # characters of source
+MAX_NESTING = 24  # brackets and nested operators: Jinja and Python's compiler recurse on them
+MAX_INT_BITS = 4_096  # about 1,200 decimal digits
+MAX_SIZE = 100_000  # characters or items one operation may build
+MAX_PATTERN_LENGTH = 1_000
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.max_mem = 8 << 20  # a pattern whose automaton needs more is refused, not built
+_RE2_OPTIONS.log_errors = False  # errors are reported to the author, not logged by RE2 to stderr
+
+_OPERATIONS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "**": operator.pow,
+    "%": operator.mod,
+}
 
 # The attributes each scope exposes. `attributes` (and `payload`, `fields`) hold free-form data and
 # are not checked below their first level.
@@ -192,6 +220,13 @@ class _ExpressionEnvironment(SandboxedEnvironment):
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         return False
 
+    # Jinja routes these operators through call_binop (and never folds them at compile time).
+    intercepted_binops = frozenset(_OPERATIONS)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        check_operation(operator, left, right)
+        return _OPERATIONS[operator](left, right)
+
     def is_safe_callable(self, obj: Any) -> bool:
         return obj in _SAFE_CALLABLES
 
@@ -201,13 +236,68 @@ def _is_none(value: Any) -> bool:
     return value is None or isinstance(value, Undefined)
 
 
-def _matching(value: Any, pattern: str) -> bool:
-    return isinstance(value, str) and _regex(pattern).search(value) is not None
+def _matching(value: Any, pattern: Any) -> bool:
+    return isinstance(value, str) and regex(str(pattern)).search(value) is not None
 
 
 @lru_cache(maxsize=512)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def regex(pattern: str) -> Any:
+    """The pattern compiled by RE2: matching takes time linear in the text, whatever the pattern."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ExpressionLimitError(f"regular expression longer than {MAX_PATTERN_LENGTH} characters")
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as error:
+        lookaround = any(marker in pattern for marker in ("(?=", "(?!", "(?<=", "(?<!"))
+        unsupported = lookaround or _BACKREFERENCE.search(pattern)
+        hint = " (RE2 syntax: look-arounds and back-references are not supported)" if unsupported else ""
+        reason = error.args[0].decode(errors="replace") if error.args and isinstance(error.args[0], bytes) else error
+        raise ExpressionError(f"invalid regular expression '{pattern}': {reason}{hint}") from None
+
+
+_BACKREFERENCE = re.compile(r"\\[1-9]")
+
+
+def _sized(value: Any) -> int | None:
+    return len(value) if isinstance(value, str | list | tuple) else None
+
+
+def check_operation(symbol: str, left: Any, right: Any) -> None:
+    """Refuse an operation whose result would exceed the limits, before Python computes it."""
+    ints = isinstance(left, int) and isinstance(right, int)
+    if symbol == "**" and ints and right > 0 and abs(left) > 1 and right * math.log2(abs(left)) > MAX_INT_BITS:
+        raise ExpressionLimitError(f"{left} ** {right} is too large (limit: about {MAX_INT_BITS} bits)")
+    if symbol == "*":
+        if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise ExpressionLimitError(f"a product larger than {MAX_INT_BITS} bits")
+        for sequence, times in ((left, right), (right, left)):
+            size = _sized(sequence)
+            if size is not None and isinstance(times, int) and size * times > MAX_SIZE:
+                raise ExpressionLimitError(f"repeating a value {times} times builds more than {MAX_SIZE:,} items")
+    if symbol == "+":
+        sizes = (_sized(left), _sized(right))
+        if None not in sizes and sum(size or 0 for size in sizes) > MAX_SIZE:
+            raise ExpressionLimitError(f"joining values builds more than {MAX_SIZE:,} characters")
+    if symbol == "%" and isinstance(left, str):
+        raise ExpressionLimitError("'%' formatting of text is not available; use '~' to join text")
+
+
+def _replace(value: Any, old: Any, new: Any, count: int | None = None) -> Any:
+    """Jinja's `replace`, refused when the result would exceed the size limit."""
+    text, old, new = str(value), str(old), str(new)
+    hits = len(text) + 1 if old == "" else text.count(old)
+    if count is not None:
+        hits = min(hits, max(count, 0))
+    if len(text) + hits * (len(new) - len(old)) > MAX_SIZE:
+        raise ExpressionLimitError(f"replace would build more than {MAX_SIZE:,} characters")
+    return text.replace(old, new, -1 if count is None else count)
+
+
+def _join(value: Any, separator: Any = "") -> str:
+    items = [str(item) for item in value] if not isinstance(value, str) else list(value)
+    if sum(map(len, items)) + len(str(separator)) * max(len(items) - 1, 0) > MAX_SIZE:
+        raise ExpressionLimitError(f"join would build more than {MAX_SIZE:,} characters")
+    return str(separator).join(items)
 
 
 def to_datetime(value: Any) -> datetime | Missing:
@@ -240,6 +330,8 @@ def environment() -> _ExpressionEnvironment:
     env = _ExpressionEnvironment(undefined=Missing)
     env.filters = {name: env.filters[name] for name in _FILTERS if name in env.filters}
     env.filters["date"] = to_datetime
+    env.filters["replace"] = _replace
+    env.filters["join"] = _join
     env.tests = {name: env.tests[name] for name in _TESTS if name in env.tests}
     env.tests["matching"] = _matching
     env.tests["none"] = _is_none
@@ -269,14 +361,17 @@ class Condition:
         """True or false for this data; an error inside the expression raises ExpressionError."""
         try:
             result = self._evaluate(**context)
-        except (TemplateError, TypeError, ValueError, ArithmeticError, re.error) as error:
+        except ExpressionLimitError as error:
+            raise ExpressionLimitError(f"expression '{self.source}': {error}") from None
+        except (TemplateError, TypeError, ValueError, ArithmeticError, ExpressionError, re2.error) as error:
             raise ExpressionError(f"expression '{self.source}' failed: {error}") from error
         return bool(result) and not isinstance(result, Undefined)
 
 
 @lru_cache(maxsize=4096)
 def parse(source: str) -> nodes.Expr:
-    """The expression's tree (cached: callers only read it)."""
+    """The expression's tree (cached: callers only read it); sources over the limits are refused unparsed."""
+    _check_bounds(source)
     env = environment()
     try:
         parser = Parser(env, source, state="variable")
@@ -288,7 +383,37 @@ def parse(source: str) -> nodes.Expr:
         message = (error.message or "cannot be parsed").rstrip(".").replace("'end of template'", "end of template")
         message = message.replace("end of template", "end of expression")
         raise ExpressionError(message) from None
+    except (RecursionError, MemoryError, ValueError) as error:  # ValueError: an integer literal too long
+        raise ExpressionError(f"cannot be parsed: {error}") from None
+    if _depth(expression) > MAX_NESTING:
+        raise ExpressionLimitError(f"nested more than {MAX_NESTING} levels deep: split it into simpler conditions")
     return expression
+
+
+def _check_bounds(source: str) -> None:
+    if len(source) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionLimitError(f"longer than {MAX_EXPRESSION_LENGTH:,} characters")
+    if "\x00" in source:
+        raise ExpressionError("contains a NUL character")
+    depth = deepest = 0
+    for character in source:
+        if character in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif character in ")]}":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise ExpressionLimitError(f"brackets nested more than {MAX_NESTING} levels deep")
+
+
+def _depth(node: nodes.Node) -> int:
+    """How deep the tree goes (iteratively: a deep tree must not exhaust the stack being measured)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in current.iter_child_nodes())
+    return deepest
 
 
 def names(source: str) -> set[str]:
@@ -322,7 +447,7 @@ def _compiled(source: str) -> Callable[..., Any]:
 
 def _problems(expression: nodes.Expr, scope: Scope) -> Iterator[str]:
     env = environment()
-    kinds = (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call)
+    kinds = (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call, nodes.BinExpr)
     for node in [expression, *expression.find_all(kinds)]:
         match node:
             case nodes.Getattr(attr=attribute) if attribute.startswith("_"):
@@ -345,11 +470,32 @@ def _problems(expression: nodes.Expr, scope: Scope) -> Iterator[str]:
                 yield f"unknown test '{name}'{did_you_mean(name, env.tests)}"
             case nodes.Test(name="matching", args=[nodes.Const(value=str() as pattern)]):
                 try:
-                    re.compile(pattern)
-                except re.error as error:
-                    yield f"invalid regular expression '{pattern}': {error}"
+                    regex(pattern)
+                except ExpressionError as error:
+                    yield str(error)
+            case nodes.BinExpr():
+                try:
+                    _constant(node)
+                except ExpressionLimitError as error:
+                    yield str(error)
+                except (ArithmeticError, TypeError, ValueError):
+                    pass  # a constant that fails is reported where it runs, like any failing expression
             case nodes.Call(node=callee) if not (isinstance(callee, nodes.Name) and callee.name in env.globals):
                 yield "only date(), days() and hours() can be called; use filters such as '| lower' instead"
+
+
+def _constant(node: nodes.Node) -> Any:
+    """The value of a constant (sub)expression, computed within the limits; None when it reads data."""
+    match node:
+        case nodes.Const(value=value):
+            return value
+        case nodes.BinExpr(left=left, right=right):
+            left_value, right_value = _constant(left), _constant(right)
+            if left_value is None or right_value is None:
+                return None
+            check_operation(node.operator, left_value, right_value)
+            return _OPERATIONS[node.operator](left_value, right_value)
+    return None
 
 
 def _listing(names: Mapping[str, object]) -> str:

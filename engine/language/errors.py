@@ -27,6 +27,11 @@ class ExpressionError(JourneyError):
     """An expression could not be parsed, names something unknown, or failed while evaluating."""
 
 
+class ExpressionLimitError(ExpressionError):
+    """An expression would build a value too large to compute in bounded time and memory (a huge power, a
+    string repeated millions of times). Unlike odd data, this never gets better by retrying."""
+
+
 @dataclass(frozen=True, order=True)
 class Issue:
     """One problem, located in a source file; `node` is the journey node it belongs to, if any."""

@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from engine.language import conditions, schedule
     from engine.language.durations import format_duration
+    from engine.language.errors import ExpressionLimitError
     from engine.language.model import (
         AssignBuyingGroup,
         End,
@@ -375,6 +376,15 @@ class JourneyWorkflow(OperatorUpdates):
             stages=plan.stages or Stages(),
         )
 
+    def _limit_failure(self, error: ExpressionLimitError) -> ApplicationError:
+        """An expression over its limits fails the journey for good: the same data would fail the same way."""
+        journey, account, node = self._plan().journey, self._input_().account_id, self._current().position
+        return ApplicationError(
+            f"journey '{journey}' account '{account}' node '{node}': {error}",
+            type="ExpressionLimit",
+            non_retryable=True,
+        )
+
     def _matches(self, condition: conditions.Condition | None, event: JourneyEvent) -> bool:
         if condition is None:
             return True
@@ -389,6 +399,8 @@ class JourneyWorkflow(OperatorUpdates):
         try:
             person = self._with_role(event.person or {})
             return condition.evaluate(event=data, account=self._current().account, person=person, now=workflow.now())
+        except ExpressionLimitError as error:
+            raise self._limit_failure(error) from None
         except Exception as error:  # an expression failing on odd data must not fail the journey
             workflow.logger.warning("event condition failed; event ignored", extra={"error": str(error)})
             return False
@@ -404,6 +416,8 @@ class JourneyWorkflow(OperatorUpdates):
             condition = conditions.compile_condition(path.when, scope)
             try:
                 matched = condition.evaluate(account=account, buying_group=group, now=workflow.now())
+            except ExpressionLimitError as error:
+                raise self._limit_failure(error) from None
             except Exception as error:
                 workflow.logger.warning(
                     "split condition failed; path skipped", extra={"node": node.id, "path": index, "error": str(error)}

@@ -17,7 +17,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from engine.context import account_data
-from engine.db import Account, ActivityEvent
+from engine.db import Account, ActivityEvent, engine_key
 from engine.workflow.contracts import AccountRequest, OperatorLog, StepRecord, UpdateAccountRequest
 
 log = structlog.get_logger()
@@ -52,7 +52,10 @@ class AccountActivities:
 
     def _update(self, request: UpdateAccountRequest) -> dict[str, Any]:
         with Session(self.engine) as session:
-            if session.exec(select(ActivityEvent.id).where(ActivityEvent.key == request.key)).first() is not None:
+            if (
+                session.exec(select(ActivityEvent.id).where(ActivityEvent.key == engine_key(request.key))).first()
+                is not None
+            ):
                 log.info("account update already applied", key=request.key, account=request.account_id)
                 return self._load(request.account_id)
             account = session.get(Account, request.account_id)
@@ -77,7 +80,7 @@ class AccountActivities:
             session.add(account)
             session.add(
                 ActivityEvent(
-                    key=request.key,
+                    key=engine_key(request.key),
                     type="account_updated",
                     account_id=request.account_id,
                     journey_id=request.journey_id,
@@ -100,7 +103,7 @@ class AccountActivities:
     def _record(self, step: StepRecord) -> None:
         self._write_once(
             ActivityEvent(
-                key=step.key,
+                key=engine_key(step.key),
                 type=step.type,
                 account_id=step.account_id,
                 journey_id=step.journey_id,
@@ -133,7 +136,7 @@ class AccountActivities:
         await asyncio.to_thread(
             self._write_once,
             ActivityEvent(
-                key=action.key,
+                key=engine_key(action.key),
                 type="operator_action",
                 account_id=action.account_id,
                 journey_id=action.journey_id,

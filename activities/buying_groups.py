@@ -38,6 +38,7 @@ from engine.db import (
     Handoff,
     OutboxMessage,
     Person,
+    engine_key,
     utcnow,
 )
 from engine.language.conditions import Scope, compile_condition
@@ -227,7 +228,7 @@ class BuyingGroupActivities:
                 session.add(row)
                 session.add(
                     ActivityEvent(
-                        key=f"handoff/{snapshot.id}",
+                        key=engine_key("handoff", snapshot.id),
                         type="sales_handoff",
                         account_id=account.id,
                         journey_id=request.journey_id,
@@ -329,15 +330,22 @@ class BuyingGroupActivities:
         return self._own_http
 
     def _webhook_recorded(self, key: str) -> int | None:
+        """The CRM's answer when the webhook was delivered; receipts written before engine keys existed count
+        too, but only rows of the internal type, which no sender can post."""
+        receipts = (engine_key(key, "webhook"), f"{key}/webhook")
         with Session(self._engine) as session:
-            event = session.exec(select(ActivityEvent).where(ActivityEvent.key == f"{key}/webhook")).first()
+            event = session.exec(
+                select(ActivityEvent).where(
+                    col(ActivityEvent.key).in_(receipts), ActivityEvent.type == "handoff_webhook"
+                )
+            ).first()
             return None if event is None else int(event.payload.get("status", 200))
 
     def _record_webhook(self, request: BuyingGroupRequest, key: str, status: int) -> None:
         with Session(self._engine) as session:
             session.add(
                 ActivityEvent(
-                    key=f"{key}/webhook",
+                    key=engine_key(key, "webhook"),
                     type="handoff_webhook",
                     account_id=request.account_id,
                     journey_id=request.journey_id,

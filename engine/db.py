@@ -25,6 +25,17 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The event log's keys are unique across senders' event ids and the engine's own records (steps, handoffs,
+# webhook receipts, email opens). The engine's keys start with this mark and senders' ids may not (refused
+# at ingest), so no sender can pre-empt a record the engine relies on.
+ENGINE_KEY_MARK = "~"
+
+
+def engine_key(*parts: object) -> str:
+    """The event-log key of a record the engine writes itself, e.g. engine_key("handoff", 3) == "~handoff/3"."""
+    return ENGINE_KEY_MARK + "/".join(str(part) for part in parts)
+
+
 def _when(**kwargs: Any) -> Any:
     return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
 

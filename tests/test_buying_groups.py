@@ -25,6 +25,7 @@ from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import SmtpDelivery
 from engine.db import Account, ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff, OutboxMessage, Person
 from engine.language.model import Role, RoleTemplate, SolutionInterest
+from engine.runtime import events
 from engine.workflow.contracts import BuyingGroupRequest, BuyingGroupSnapshot, HandoffResult
 
 TEMPLATE = RoleTemplate(
@@ -254,6 +255,25 @@ class TestHandoff:
         group_key = f"handoff/{result.buying_group_id}"
         assert (headers["Idempotency-Key"], headers["Authorization"]) == (group_key, "Bearer s3cret")
         assert (payload["missing_roles"], payload["completeness"]) == (["economic_buyer", "technical"], 33)
+
+    async def test_sender_event_ids_cannot_pre_empt_the_handoff(
+        self,
+        activities: BuyingGroupActivities,
+        db: Engine,
+        smtp: tuple[str, SmtpInbox],
+        crm: list[tuple[dict[str, str], Any]],
+    ) -> None:
+        """Events posted with the ids the handoff used to record itself under ('handoff/<group>', its webhook
+        receipt) neither block the handoff nor stop the CRM call: the engine's keys are out of senders' reach
+        (issue 13)."""
+        person(db, "Ann", "Chief Technology Officer", "it")
+        group = (await assign(activities, request())).id
+        for event_id in (f"handoff/{group}", f"handoff/{group}/webhook", f"handoff/{group}/owner"):
+            recorded = events.record(db, "web_visit", "acme-corp", None, {"status": 200}, event_id)
+            assert recorded.status == "accepted"
+        result = await handoff(activities, request(key="wf/run/handoff/1"))
+        assert (result.created, result.owner_emailed, result.webhook_status) == (True, True, 201)
+        assert (len(crm), len(smtp[1].messages)) == (1, 1)
 
     async def test_two_journeys_race(
         self,

@@ -22,7 +22,7 @@ from support import add_account, add_person
 from typer.testing import CliRunner
 
 from engine.cli import app as cli
-from engine.db import ApiKey, Person, init_db, make_engine
+from engine.db import ApiKey, Person, engine_key, init_db, make_engine
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
 from engine.service.relay import undelivered_count
@@ -278,14 +278,14 @@ class TestEmailLinks:
         for _ in range(2):
             answer = await service.http.get(f"/t/o/{token}")
             assert (answer.status_code, answer.headers["content-type"]) == (200, "image/gif")
-        row = log_row(service.db, f"email_open/{self.DATA['m']}")
+        row = log_row(service.db, engine_key("email_open", self.DATA["m"]))
         assert row is not None and (row.type, row.status, row.person_id) == ("email_open", "matched", 1)
 
     async def test_click_redirects_to_signed_link(self, service: Service) -> None:
         token = TOKENS.make("c", {**self.DATA, "p": 1, "u": "https://acme.example/pricing?a=1&b=2", "l": 1})
         answer = await service.http.get(f"/t/c/{token}")
         assert (answer.status_code, answer.headers["location"]) == (302, "https://acme.example/pricing?a=1&b=2")
-        row = log_row(service.db, f"email_click/{self.DATA['m']}/1")
+        row = log_row(service.db, engine_key("email_click", self.DATA["m"], 1))
         assert row is not None and row.payload["url"] == "https://acme.example/pricing?a=1&b=2"
 
     @pytest.mark.parametrize("path", ["/t/o/", "/t/c/", "/u/"])
@@ -316,7 +316,7 @@ class TestEmailLinks:
         assert answer.status_code == 200
         with Session(service.db) as session:
             assert session.get(Person, 1).unsubscribed is True  # type: ignore[union-attr]
-        assert log_row(service.db, "unsubscribed/1") is not None
+        assert log_row(service.db, engine_key("unsubscribed", 1)) is not None
 
 
 class TestOperations:
@@ -519,3 +519,13 @@ class TestNoStall:
         assert power.status_code == 400
         assert "too large" in power.json()["detail"]
         assert time.monotonic() - started < 1
+
+
+async def test_engine_keys_are_refused_as_event_ids(service: Service) -> None:
+    """An event id in the engine's own key space is rejected with the reason, and nothing is stored."""
+    before = stored(service.db)
+    answer = await service.http.post("/v1/events", json=event("~handoff/1"), headers=service.auth)
+    [verdict] = answer.json()["results"]
+    assert (verdict["status"], verdict["path"]) == ("rejected", "event_id")
+    assert verdict["reason"] == "event ids starting with '~' are reserved for the engine's own records"
+    assert stored(service.db) == before

@@ -131,6 +131,10 @@ def event_command(
         raise typer.BadParameter(
             "give --account, or --person so the account is found by the email's domain", param_hint="--account"
         )
+    if event_id is not None and event_id.startswith("~"):
+        raise typer.BadParameter(
+            "event ids starting with '~' are reserved for the engine's own records", param_hint="--event-id"
+        )
     extra = _fields(field)
     payload: dict[str, Any] = {}
     if type_ is EventType.form_fill:

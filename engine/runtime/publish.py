@@ -20,7 +20,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from engine.context import account_data
-from engine.db import Account, ActivityEvent, JourneyAccount, JourneyVersion, utcnow
+from engine.db import Account, ActivityEvent, JourneyAccount, JourneyVersion, engine_key, utcnow
 from engine.language import conditions
 from engine.language.plan import Plan
 from engine.runtime import temporal
@@ -189,7 +189,7 @@ def _record_entry(engine: Engine, plan: Plan, account_id: str, run: str) -> None
     with Session(engine) as session:
         session.add(
             ActivityEvent(
-                key=f"{run}/entered",
+                key=engine_key(run, "entered"),
                 type="journey_entered",
                 account_id=account_id,
                 journey_id=plan.journey,

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from engine.db import ActivityEvent, Person
+from engine.db import ActivityEvent, Person, engine_key
 from engine.language.event_types import EventTypes
 from engine.runtime import events
 from engine.service.metrics import Metrics
@@ -68,7 +68,7 @@ def router(
         if isinstance(data, JSONResponse):
             return data
         payload = {"message": data.get("m"), "node": data.get("n"), "journey": data.get("j")}
-        await asyncio.to_thread(record, "email_open", f"email_open/{data.get('m')}", data, payload)
+        await asyncio.to_thread(record, "email_open", engine_key("email_open", data.get("m")), data, payload)
         return Response(PIXEL, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
     @links.get("/t/c/{token}", status_code=302, responses={302: {"description": "to the signed link"}, **_REFUSED})
@@ -84,7 +84,7 @@ def router(
             )
         payload = {"message": data.get("m"), "node": data.get("n"), "journey": data.get("j"), "link": data.get("l")}
         payload["url"] = url
-        event_id = f"email_click/{data.get('m')}/{data.get('l')}"
+        event_id = engine_key("email_click", data.get("m"), data.get("l"))
         await asyncio.to_thread(record, "email_click", event_id, data, payload)
         return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
 
@@ -133,7 +133,7 @@ def _unsubscribe(engine: Engine, data: dict[str, Any]) -> bool:
             person.unsubscribed = True
             session.add(
                 ActivityEvent(
-                    key=f"unsubscribed/{person_id}",
+                    key=engine_key("unsubscribed", person_id),
                     type="unsubscribed",
                     account_id=person.account_id,
                     person_id=person_id,

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from engine.db import ENGINE_KEY_MARK
 
 MAX_BATCH = 1_000
 Verdict = Literal["accepted", "duplicate", "unmatched", "rejected"]
@@ -35,6 +37,13 @@ class EventIn(_In):
     account: AccountRef | None = None
     person: PersonRef | None = None
     payload: dict[str, Any] = Field(default_factory=dict, description="the event's data, e.g. form and fields")
+
+    @field_validator("event_id")
+    @classmethod
+    def _not_an_engine_key(cls, event_id: str) -> str:
+        if event_id.startswith(ENGINE_KEY_MARK):
+            raise ValueError(f"event ids starting with '{ENGINE_KEY_MARK}' are reserved for the engine's own records")
+        return event_id
 
     @model_validator(mode="after")
     def _names_an_account(self) -> EventIn:

@@ -151,8 +151,8 @@ class ActivityEvent(SQLModel, table=True):
     email: str | None = None
     journey_id: str | None = None
     node_id: str | None = None
-    status: str = Field(default="matched", description="matched | unmatched")
-    reason: str | None = Field(default=None, description="why an event is unmatched")
+    status: str = Field(default="matched", description="matched | unmatched | parked (the relay set it aside)")
+    reason: str | None = Field(default=None, description="why an event is unmatched or parked")
     payload: dict[str, Any] = _json()
     occurred_at: datetime = _when(nullable=False, default=utcnow)
     recorded_at: datetime = _when(nullable=False, default=utcnow)

@@ -89,7 +89,7 @@ class TestRelay:
         assert result.ended_at == "converted"
         row = log_row(db, "relay-fill-1")
         assert row is not None and row.delivered_at is not None
-        assert health == {"status": "ok", "database": "ok", "temporal": "ok"}
+        assert health == {"status": "ok", "database": "ok", "temporal": "ok", "relay": "running", "parked_events": 0}
 
     async def test_relay_as_its_own_process(self, dev_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> None:
         """`journey relay` delivers what another process stored (`journey serve --no-relay`, the CLI), then

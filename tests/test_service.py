@@ -322,7 +322,13 @@ class TestEmailLinks:
 class TestOperations:
     async def test_health_without_temporal(self, service: Service) -> None:
         answer = await service.http.get("/healthz")
-        assert answer.json() == {"status": "ok", "database": "ok", "temporal": "not used"}
+        assert answer.json() == {
+            "status": "ok",
+            "database": "ok",
+            "temporal": "not used",
+            "relay": "not run here",
+            "parked_events": 0,
+        }
 
     async def test_metrics_count_outcomes(self, service: Service) -> None:
         await service.http.post("/v1/events", json=event("m-1"), headers=service.auth)
@@ -529,3 +535,57 @@ async def test_engine_keys_are_refused_as_event_ids(service: Service) -> None:
     assert (verdict["status"], verdict["path"]) == ("rejected", "event_id")
     assert verdict["reason"] == "event ids starting with '~' are reserved for the engine's own records"
     assert stored(service.db) == before
+
+
+class TestPoisonValues:
+    """Values no database or journey can hold are rejected per event, with the path; the rest of the batch is
+    stored (issue 13: nesting, NaN, NUL, lone surrogates, huge numbers)."""
+
+    async def _post(self, service: Service, body: bytes) -> httpx.Response:
+        headers = {**service.auth, "content-type": "application/json"}
+        return await service.http.post("/v1/events", content=body, headers=headers)
+
+    @pytest.mark.parametrize(
+        ("payload", "path", "reason"),
+        [
+            ('{"deep": ' + '{"a": ' * 600 + "1" + "}" * 600 + "}", "events[1].payload.deep.a.a", "nested more than"),
+            ('{"score": NaN}', "events[1].payload.score", "NaN and infinite numbers are not allowed"),
+            ('{"score": 1e999}', "events[1].payload.score", "NaN and infinite numbers are not allowed"),
+            ('{"name": "a\\u0000b"}', "events[1].payload.name", "contains a NUL character"),
+            ('{"name": "\\ud800"}', "events[1].payload.name", "is not valid Unicode (a lone surrogate)"),
+        ],
+        ids=["nested-600", "nan", "infinity", "nul", "surrogate"],
+    )
+    async def test_rejected_in_a_batch(self, service: Service, payload: str, path: str, reason: str) -> None:
+        good = json.dumps(event("good-1"))
+        bad = '{"type": "web_visit", "event_id": "bad-1", "account": {"id": "acme-corp"}, "payload": ' + payload + "}"
+        answer = await self._post(service, f'{{"events": [{good}, {bad}]}}'.encode())
+        assert answer.status_code == 200, answer.text
+        first, second = answer.json()["results"]
+        assert first["status"] == "accepted"
+        assert second["status"] == "rejected" and second["path"].startswith(path), second
+        assert second["reason"].startswith(reason), second
+        assert log_row(service.db, "good-1") is not None and log_row(service.db, "bad-1") is None
+
+    async def test_lone_surrogate_event_id_is_rejected_not_echoed(self, service: Service) -> None:
+        body = b'{"type": "web_visit", "event_id": "\\udc80", "account": {"id": "acme-corp"}}'
+        answer = await self._post(service, body)
+        assert answer.status_code == 200, answer.text
+        [verdict] = answer.json()["results"]
+        assert (verdict["status"], verdict["event_id"], verdict["path"]) == ("rejected", None, "event_id")
+
+    @pytest.mark.parametrize(
+        ("body", "detail"),
+        [
+            (b"[" * 30_000 + b"]" * 30_000, "the body nests too deep"),
+            (
+                b'{"type": "web_visit", "event_id": "n", "payload": {"n": ' + b"9" * 5000 + b"}}",
+                "the body holds a number",
+            ),
+        ],
+        ids=["nested-50000", "5000-digits"],
+    )
+    async def test_unreadable_bodies_are_422(self, service: Service, body: bytes, detail: str) -> None:
+        answer = await self._post(service, body)
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["detail"].startswith(detail)

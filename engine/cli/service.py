@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -116,7 +117,48 @@ def revoke(key_id: str = typer.Argument(..., help="the key's id, e.g. jk_3f9a1c2
     print(f"revoked {key_id}")
 
 
+def parked_command(
+    as_json: bool = typer.Option(False, "--json", help="print JSON"),
+    limit: int = typer.Option(100, "--limit", min=1, help="at most this many, newest first"),
+) -> None:
+    """Events the relay set aside because they cannot be delivered, newest first, each with its reason."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from engine.service.relay import parked_events
+
+    with database() as engine:
+        rows = parked_events(engine, limit)
+    if as_json:
+        listing = [
+            {
+                "event_id": row.key,
+                "type": row.type,
+                "account": row.account_id,
+                "occurred_at": row.occurred_at.isoformat(),
+                "reason": row.reason,
+            }
+            for row in rows
+        ]
+        print(json.dumps(listing, indent=2))
+        return
+    if not rows:
+        print("no parked events: the relay has delivered or is delivering everything")
+        return
+    table = Table("event id", "type", "account", "occurred (UTC)", "reason", title=f"{len(rows)} parked")
+    for row in rows:
+        table.add_row(
+            escape(row.key),
+            escape(row.type),
+            escape(row.account_id or ""),
+            f"{row.occurred_at:%Y-%m-%d %H:%M}",
+            escape(row.reason or ""),
+        )
+    out().print(table)
+
+
 def register(app: typer.Typer) -> None:
     app.command("serve")(serve_command)
     app.command("relay")(relay_command)
+    app.command("parked")(parked_command)
     app.add_typer(api_key_app, name="api-key")

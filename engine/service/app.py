@@ -27,7 +27,7 @@ from engine.language.event_types import EventTypes
 from engine.service import auth, email_links, ingest
 from engine.service.limits import DEFAULT_MAX_BODY, BodyLimit
 from engine.service.metrics import CONTENT_TYPE, Metrics
-from engine.service.relay import MAX_BACKOFF, Relay, TemporalLink, undelivered_count
+from engine.service.relay import MAX_BACKOFF, Relay, TemporalLink, parked_count, undelivered_count
 from engine.service.schemas import EventAnswer, EventBatch, EventIn, EventsAnswer, Health, Problem
 from engine.service.writer import Writer
 from engine.tracking import Tokens
@@ -110,10 +110,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
     writer = Writer(config.engine, config.types)
     keys = auth.KeyCache()
 
+    relay_task: list[asyncio.Task[None]] = []  # the running relay, for /healthz
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(relay.run(stop)) if relay is not None and config.relay else None
+        if task is not None:
+            relay_task.append(task)
         try:
             yield
         finally:
@@ -208,8 +212,16 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def healthz() -> JSONResponse:
         database = await asyncio.to_thread(_database_ok, config.engine)
         temporal = await _temporal_ok(config.temporal)
-        healthy = database == "ok" and temporal in ("ok", "not used")
-        body = Health(status="ok" if healthy else "unavailable", database=database, temporal=temporal)
+        relay_state = _relay_state(relay_task[0] if relay_task else None)
+        parked = await asyncio.to_thread(parked_count, config.engine) if database == "ok" else 0
+        healthy = database == "ok" and temporal in ("ok", "not used") and relay_state in ("running", "not run here")
+        body = Health(
+            status="ok" if healthy else "unavailable",
+            database=database,
+            temporal=temporal,
+            relay=relay_state,
+            parked_events=parked,
+        )
         return JSONResponse(body.model_dump(), 200 if healthy else 503)
 
     @app.get(
@@ -272,6 +284,15 @@ async def _form_fields(request: Request, body: bytes) -> dict[str, Any]:
     raise ingest.ProblemError(
         415, "unsupported_media_type", f"'{kind}': send application/json or application/x-www-form-urlencoded"
     )
+
+
+def _relay_state(task: asyncio.Task[None] | None) -> str:
+    if task is None:
+        return "not run here"
+    if not task.done():
+        return "running"
+    error = None if task.cancelled() else task.exception()
+    return f"stopped: {type(error).__name__}: {error}"[:300] if error is not None else "stopped"
 
 
 def _database_ok(engine: Engine) -> str:

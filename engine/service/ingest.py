@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from engine.language.event_types import EventTypes
 from engine.runtime import events
+from engine.service.limits import MAX_DEPTH, printable, value_problem
 from engine.service.schemas import MAX_BATCH, EventAnswer, EventIn, EventsAnswer
 
 
@@ -32,10 +33,14 @@ def read_json(body: bytes) -> Any:
         return json.loads(body)
     except UnicodeDecodeError:
         raise ProblemError(422, "invalid_body", "the body is not UTF-8 text") from None
+    except RecursionError:
+        raise ProblemError(422, "invalid_body", f"the body nests too deep (events allow {MAX_DEPTH} levels)") from None
     except json.JSONDecodeError as error:
         raise ProblemError(
             422, "invalid_body", f"the body is not JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
+    except ValueError as error:  # an integer over Python's 4,300-digit limit
+        raise ProblemError(422, "invalid_body", f"the body holds a number too large to read: {error}") from None
 
 
 def split_batch(data: Any) -> tuple[list[Any], bool]:
@@ -71,6 +76,10 @@ def judge(raw: Any, index: int, single: bool, types: EventTypes) -> EventIn | Ev
     """The event, or its rejection with the path of the first field at fault."""
     prefix = "" if single else f"events[{index}]"
     event_id = raw.get("event_id") if isinstance(raw, dict) and isinstance(raw.get("event_id"), str) else None
+    event_id = printable(event_id)
+    if problem := value_problem(raw):
+        where, reason = problem
+        return EventAnswer(index=index, event_id=event_id, status="rejected", reason=reason, path=_path(prefix, where))
     try:
         event = EventIn.model_validate(raw)
     except ValidationError as error:
@@ -142,6 +151,14 @@ def form_event(form: str, fields: dict[str, Any], idempotency_key: str | None, b
     }
     if account_id:
         raw["account"] = {"id": account_id}
+    if problem := value_problem(raw):
+        where, reason = problem
+        path = (
+            "email"
+            if where[:1] == ("person",)
+            else _path("", where[2:] if where[:2] == ("payload", "fields") else where)
+        )
+        raise ProblemError(422, "invalid_body", reason, path)
     try:
         return EventIn.model_validate(raw)
     except ValidationError as error:

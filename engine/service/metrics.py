@@ -43,6 +43,11 @@ class Metrics:
             "Relay rounds that could not reach Temporal (it backs off and tries again)",
             registry=self.registry,
         )
+        self.parked = Counter(
+            "journey_events_parked",
+            "Events the relay set aside because they cannot be delivered (see `journey parked`)",
+            registry=self.registry,
+        )
         self.undelivered = Gauge(
             "journey_events_undelivered", "Stored events waiting for the relay", registry=self.registry
         )

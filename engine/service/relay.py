@@ -5,6 +5,11 @@ undelivered events oldest first, signals each to the account's running journeys 
 account, accounts side by side), and marks them delivered. While Temporal or its connection is down it
 backs off (0.2 s doubling to 30 s) and the events wait in the database. A crash between the signal and
 the mark sends the signal again on restart; the journey workflow drops an event id it has already seen.
+
+One bad row never stops the others: an event that cannot be turned into a signal, or that Temporal refuses
+for itself (not because it is down), is parked with its reason (status 'parked', counted in /metrics, shown
+by /healthz and `journey parked`) and the relay goes on. Any other failure of a round is logged and retried
+with the same back-off; the loop itself never ends before `stop`.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import person_data
 from engine.db import ActivityEvent, JourneyAccount, Person, utcnow
@@ -34,6 +39,34 @@ BATCH = 500
 CONCURRENT_ACCOUNTS = 64
 IDLE_SECONDS = 1.0
 FIRST_BACKOFF, MAX_BACKOFF = 0.2, 30.0
+PARKED = "parked"
+# What Temporal answers when it is down or overloaded: the round is retried. Any other refusal of a signal
+# (a payload over the size limit, an invalid argument) is about that event, which is parked.
+_TRANSIENT = frozenset(
+    {
+        RPCStatusCode.UNAVAILABLE,
+        RPCStatusCode.DEADLINE_EXCEEDED,
+        RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.INTERNAL,
+        RPCStatusCode.UNKNOWN,
+        RPCStatusCode.CANCELLED,
+        RPCStatusCode.ABORTED,
+        RPCStatusCode.UNAUTHENTICATED,
+        RPCStatusCode.PERMISSION_DENIED,
+    }
+)
+
+
+def _about_the_event(error: BaseException) -> bool:
+    """True when retrying cannot help this event: it is parked instead of holding up the queue."""
+    if isinstance(error, RPCError):
+        return error.status not in _TRANSIENT
+    return not isinstance(error, OSError | asyncio.TimeoutError) and not _is_connect_failure(error)
+
+
+def _is_connect_failure(error: BaseException) -> bool:
+    # The SDK reports a failed connection as a plain RuntimeError ("Failed client connect: ...").
+    return type(error) is RuntimeError and "connect" in str(error).lower()
 
 
 class TemporalLink:
@@ -96,18 +129,21 @@ class Relay:
         self.wake = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set; never gives up on an unreachable Temporal."""
+        """Deliver until `stop` is set; never gives up, whatever a round runs into."""
         backoff = FIRST_BACKOFF
         while not stop.is_set():
             self.wake.clear()  # before reading: an event stored during this round wakes the next one at once
             try:
                 delivered = await self.deliver_pending()
                 backoff = FIRST_BACKOFF
-            except (RPCError, RuntimeError, OSError) as error:
+            except Exception as error:  # the relay must outlive any failure; each is logged and counted
                 self._metrics.relay_failures.inc()
-                log.warning(
-                    "relay: Temporal unreachable, events wait in the database", error=str(error), retry_in=backoff
-                )
+                if isinstance(error, RPCError | OSError) or _is_connect_failure(error):
+                    log.warning(
+                        "relay: Temporal unreachable, events wait in the database", error=str(error), retry_in=backoff
+                    )
+                else:
+                    log.exception("relay: round failed, events wait in the database", retry_in=backoff)
                 await _sleep_or(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
@@ -118,19 +154,28 @@ class Relay:
         """One round: up to BATCH events delivered and marked; raises if Temporal could not be reached."""
         settled = await asyncio.to_thread(self._settle_outsiders)
         self._metrics.delivered.inc(settled)
-        rows = await asyncio.to_thread(self._read)
+        rows, unreadable = await asyncio.to_thread(self._read)
+        await asyncio.to_thread(self._park, unreadable)
         if not rows:
-            return settled
+            return settled + len(unreadable)
         client = await self._link.client()
         accounts = {event.account_id for event, _ in rows}
         journeys = await asyncio.to_thread(events.journeys_of, self._engine, accounts)
         limit = asyncio.Semaphore(CONCURRENT_ACCOUNTS)
         done: list[tuple[str, datetime]] = []
 
+        parked: list[tuple[str, str]] = []
+
         async def account_in_order(batch: list[tuple[JourneyEvent, datetime]]) -> None:
             async with limit:
                 for event, recorded_at in batch:
-                    await events.signal_journeys(client, journeys[event.account_id], event)
+                    try:
+                        await events.signal_journeys(client, journeys[event.account_id], event)
+                    except Exception as error:
+                        if not _about_the_event(error):
+                            raise
+                        parked.append((event.event_id, _reason(error)))
+                        continue
                     done.append((event.event_id, recorded_at))
 
         by_account = itertools.groupby(
@@ -140,6 +185,7 @@ class Relay:
             *(account_in_order(list(batch)) for _, batch in by_account), return_exceptions=True
         )
         await asyncio.to_thread(events.mark_delivered, self._engine, [key for key, _ in done])
+        await asyncio.to_thread(self._park, parked)
         now = utcnow()
         for _, recorded_at in done:
             self._metrics.delivery_lag.observe(max(0.0, (now - recorded_at).total_seconds()))
@@ -163,16 +209,55 @@ class Relay:
         with self._engine.begin() as connection:
             return int(connection.execute(statement).rowcount or 0)
 
-    def _read(self) -> list[tuple[JourneyEvent, datetime]]:
+    def _read(self) -> tuple[list[tuple[JourneyEvent, datetime]], list[tuple[str, str]]]:
+        """The next events to signal, and (key, reason) of rows that cannot become a signal at all."""
         with Session(self._engine) as session:
             query = select(ActivityEvent).where(*_pending(self._types)).order_by(col(ActivityEvent.id)).limit(BATCH)
             rows = session.exec(query).all()
             ids = {row.person_id for row in rows if row.person_id is not None}
             people = {p.id: p for p in session.exec(select(Person).where(col(Person.id).in_(ids))).all()} if ids else {}
-            return [
-                (_as_event(row, people.get(row.person_id) if row.person_id else None), _aware(row.recorded_at))
-                for row in rows
-            ]
+            ready, unreadable = [], []
+            for row in rows:
+                try:
+                    event = _as_event(row, people.get(row.person_id) if row.person_id else None)
+                    event.model_dump_json()  # what the signal will carry: fail here, for this row alone
+                except Exception as error:
+                    unreadable.append((row.key, _reason(error)))
+                    continue
+                ready.append((event, _aware(row.recorded_at)))
+            return ready, unreadable
+
+    def _park(self, parked: Sequence[tuple[str, str]]) -> None:
+        """Take events out of the queue for good, each with why; they stay in the log for `journey parked`."""
+        if not parked:
+            return
+        with self._engine.begin() as connection:
+            for key, reason in parked:
+                connection.execute(
+                    update(ActivityEvent)
+                    .where(col(ActivityEvent.key) == key)
+                    .values(status=PARKED, reason=f"relay: {reason}"[:500])
+                )
+        self._metrics.parked.inc(len(parked))
+        for key, reason in parked:
+            log.error("relay: event parked, the others go on", event_id=key, reason=reason)
+
+
+def _reason(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:400]
+
+
+def parked_events(engine: Engine, limit: int = 1000) -> list[ActivityEvent]:
+    """Events the relay set aside, newest first (`journey parked`, /healthz)."""
+    with Session(engine) as session:
+        query = select(ActivityEvent).where(ActivityEvent.status == PARKED)
+        return list(session.exec(query.order_by(col(ActivityEvent.id).desc()).limit(limit)).all())
+
+
+def parked_count(engine: Engine) -> int:
+    with Session(engine) as session:
+        statement = select(func.count()).select_from(ActivityEvent).where(ActivityEvent.status == PARKED)
+        return int(session.exec(statement).one())
 
 
 def _aware(moment: datetime) -> datetime:

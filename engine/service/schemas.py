@@ -85,3 +85,5 @@ class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     database: str
     temporal: str
+    relay: str = Field(description="running, not run here (--no-relay), or stopped with its error")
+    parked_events: int = Field(0, description="events the relay set aside (`journey parked` lists them)")

@@ -1,0 +1,94 @@
+"""The relay outlives any single bad row: it parks the row with its reason, says so in /metrics, /healthz and
+`journey parked`, and keeps delivering the rest (issue 13)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from support import WAIT_FOR_DEMO, add_account, write_journey
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
+
+from activities.delivery import OutboxFileDelivery
+from engine.cli import app as cli
+from engine.db import ActivityEvent
+from engine.language.model import EVENT_TYPES
+from engine.runtime import events, publish, temporal
+from engine.runtime.workers import running_worker
+from engine.service.app import _relay_state
+from engine.service.metrics import Metrics
+from engine.service.relay import Relay, TemporalLink, parked_count, undelivered_count
+from engine.workflow.contracts import JourneyResult
+
+
+@pytest.fixture
+async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
+    task_queue = f"test-{uuid.uuid4()}"
+    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
+        yield task_queue
+
+
+def nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": True}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+async def test_a_row_that_cannot_be_signalled_is_parked_and_the_rest_delivered(
+    time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_account(db)
+    plan = write_journey(tmp_path, WAIT_FOR_DEMO, start="wait_demo", journey=f"relay-{uuid.uuid4().hex[:6]}")
+    assert await publish.start_journey(time_env.client, db, plan, "acme-corp", task_queue=worker)
+    # Written past the HTTP checks (an older version, or another writer): 600 levels no signal can carry.
+    with Session(db) as session:
+        session.add(ActivityEvent(key="deep-1", type="web_visit", account_id="acme-corp", payload=nested(600)))
+        session.commit()
+    events.record(db, "form_fill", "acme-corp", None, {"form": "demo-request"}, event_id="after-the-bad-one")
+
+    async def connect() -> Client:
+        return time_env.client
+
+    metrics = Metrics()
+    relay = Relay(db, TemporalLink(connect), EVENT_TYPES, metrics, idle=0.05)
+    stop = asyncio.Event()
+    running = asyncio.create_task(relay.run(stop))
+    handle = time_env.client.get_workflow_handle(
+        temporal.workflow_id(plan.journey, "acme-corp"), result_type=JourneyResult
+    )
+    assert (await asyncio.wait_for(handle.result(), 30)).ended_at == "converted"
+    assert not running.done() and _relay_state(running) == "running"
+    stop.set()
+    await running
+
+    assert (undelivered_count(db, EVENT_TYPES), parked_count(db)) == (0, 1)
+    assert b"journey_events_parked_total 1.0" in metrics.render()
+    monkeypatch.setenv("JOURNEY_DATABASE_URL", str(db.url))
+    listed = CliRunner().invoke(cli, ["parked", "--json"])
+    assert listed.exit_code == 0, listed.output
+    [row] = json.loads(listed.output)
+    assert (row["event_id"], row["type"], row["account"]) == ("deep-1", "web_visit", "acme-corp")
+    assert row["reason"].startswith("relay: ")
+
+
+async def test_a_dead_relay_task_is_reported() -> None:
+    """If the relay task ever ends, /healthz's relay field says so (and the service answers 503)."""
+
+    async def broken() -> None:
+        raise ValueError("boom")
+
+    task = asyncio.create_task(broken())
+    with pytest.raises(ValueError):
+        await task
+    assert _relay_state(task) == "stopped: ValueError: boom"
+    assert _relay_state(None) == "not run here"

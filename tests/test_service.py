@@ -23,10 +23,13 @@ from typer.testing import CliRunner
 
 from engine.cli import app as cli
 from engine.db import ApiKey, Person, engine_key, init_db, make_engine
+from engine.language.event_types import EventTypes
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
 from engine.service.relay import undelivered_count
+from engine.service.schemas import EventAnswer, EventIn, EventsAnswer
 from engine.service.serve import free_port, serving
+from engine.service.writer import Writer
 from engine.tracking import Tokens
 
 TOKENS = Tokens(b"tracking-secret-for-tests", "http://links.example")
@@ -589,3 +592,26 @@ class TestPoisonValues:
         answer = await self._post(service, body)
         assert answer.status_code == 422, answer.text
         assert answer.json()["detail"].startswith(detail)
+
+
+async def test_a_request_that_breaks_the_group_commit_fails_alone(db: Engine) -> None:
+    """Requests share a commit; when one request's event makes it fail, the others are stored on their own and
+    answered 200, and only that request fails (issue 13)."""
+    add_account(db)
+
+    class Poisoned(Writer):
+        def _store(self, items: list[EventIn | EventAnswer]) -> EventsAnswer:
+            if any(isinstance(item, EventIn) and item.event_id == "poison" for item in items):
+                raise RuntimeError("the database refused a value")
+            return super()._store(items)
+
+    writer = Poisoned(db, EventTypes())
+    ids = [f"fine-{n}" for n in range(20)]
+    requests = [
+        writer.store([EventIn.model_validate(event(event_id))]) for event_id in [*ids[:10], "poison", *ids[10:]]
+    ]
+    answers = await asyncio.gather(*requests, return_exceptions=True)
+    await writer.close()
+    failed = [answer for answer in answers if isinstance(answer, BaseException)]
+    assert [str(error) for error in failed] == ["the database refused a value"]
+    assert all(log_row(db, event_id) is not None for event_id in ids)

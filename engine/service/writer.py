@@ -53,15 +53,28 @@ class Writer:
                 size += len(group[-1].items)
             try:
                 answer = await asyncio.to_thread(self._store, [item for pending in group for item in pending.items])
-            except Exception as error:  # each waiting request answers with the failure (500); none is lost
+            except Exception as error:
+                if len(group) == 1:  # the request answers with the failure (500); nothing of it was stored
+                    group[0].done.set_exception(error)
+                    continue
+                # One request's value broke the shared commit: each is stored on its own again, so only the
+                # request that holds it fails and no other is refused for it.
                 for pending in group:
-                    pending.done.set_exception(error)
+                    await self._store_alone(pending)
                 continue
             start = 0
             for pending in group:
                 own = answer.results[start : start + len(pending.items)]
                 start += len(pending.items)
                 pending.done.set_result(_renumbered(own, pending.items))
+
+    async def _store_alone(self, pending: _Pending) -> None:
+        try:
+            answer = await asyncio.to_thread(self._store, pending.items)
+        except Exception as error:
+            pending.done.set_exception(error)
+        else:
+            pending.done.set_result(_renumbered(answer.results, pending.items))
 
     def _store(self, items: list[EventIn | EventAnswer]) -> EventsAnswer:
         renumbered = [

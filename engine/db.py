@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
 DEFAULT_HOME = Path(".journey")
@@ -36,8 +37,30 @@ def engine_key(*parts: object) -> str:
     return ENGINE_KEY_MARK + "/".join(str(part) for part in parts)
 
 
+class Instant(TypeDecorator[datetime]):
+    """A moment in time, stored in UTC on every database and read back aware, in UTC.
+
+    SQLite keeps no time zone: without this, 10:00+02:00 was stored as 10:00 and read back as 10:00 UTC,
+    two hours off, bending every report and the order of events. A naive value is taken as UTC, as
+    everywhere in this project."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def _when(**kwargs: Any) -> Any:
-    return Field(sa_column=Column(DateTime(timezone=True), **kwargs))
+    return Field(sa_column=Column(Instant(), **kwargs))
 
 
 def _json() -> Any:

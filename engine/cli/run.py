@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,6 +117,17 @@ def _fields(values: list[str]) -> dict[str, Any]:
     return fields
 
 
+def _moment(text: str | None) -> datetime | None:
+    """An ISO 8601 time with its offset kept (10:00+02:00 is 08:00 UTC); without a zone, UTC."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"'{text}' is not an ISO 8601 time", param_hint="--occurred-at") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def event_command(
     type_: EventType = typer.Argument(..., metavar="TYPE", help="form-fill, email-open, web-visit, ..."),
     account: str | None = typer.Option(None, "--account", help="the account id (default: by the email's domain)"),
@@ -124,7 +135,9 @@ def event_command(
     form: str | None = typer.Option(None, "--form", help="form-fill: the form's name"),
     field: list[str] = typer.Option([], "--field", help="name=value, repeatable; form fields or event data"),
     event_id: str | None = typer.Option(None, "--event-id", help="the sender's idempotency key"),
-    occurred_at: datetime | None = typer.Option(None, "--occurred-at", help="ISO time (default: now)"),
+    occurred_at: str | None = typer.Option(
+        None, "--occurred-at", help="ISO 8601 time, e.g. 2026-01-01T10:00:00+02:00; no zone means UTC (default: now)"
+    ),
 ) -> None:
     """Record an event and deliver it to every running journey of the account."""
     if account is None and person is None:
@@ -135,6 +148,7 @@ def event_command(
         raise typer.BadParameter(
             "event ids starting with '~' are reserved for the engine's own records", param_hint="--event-id"
         )
+    when = _moment(occurred_at)
     extra = _fields(field)
     payload: dict[str, Any] = {}
     if type_ is EventType.form_fill:
@@ -143,7 +157,7 @@ def event_command(
         payload = {"form": form, "fields": extra}
     else:
         payload = extra
-    run_async(_event(type_.value.replace("-", "_"), account, person, payload, event_id, occurred_at))
+    run_async(_event(type_.value.replace("-", "_"), account, person, payload, event_id, when))
 
 
 async def _event(

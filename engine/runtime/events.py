@@ -114,9 +114,12 @@ class _Batch:
         domains = {_domain(item.domain or item.email) for item in self.incoming if not item.account_id}
         domains.discard(None)
         self.accounts: dict[str, str] = {}
+        self.domains: dict[str, str | None] = {}  # account id -> its domain, for the accounts named by id
         self.by_domain: dict[str, str] = {}
         if ids:
-            self.accounts = {a: a for a in session.exec(select(Account.id).where(col(Account.id).in_(ids))).all()}
+            query = select(Account.id, Account.domain).where(col(Account.id).in_(ids))
+            for account, domain in session.exec(query).all():
+                self.accounts[account], self.domains[account] = account, (domain or "").lower() or None
         if domains:
             query = select(Account.id, Account.domain).where(col(Account.domain).in_(domains))
             self.by_domain = {domain or "": account for account, domain in session.exec(query).all()}
@@ -150,8 +153,16 @@ class _Batch:
                 reason = f"person '{email}' belongs to account '{person.account_id}', not '{account_id}'"
             person = None
         elif account_id is not None and email and person is None and not duplicate and item.type in CREATING_EVENTS:
-            person = _create_person(self.session, account_id, email, payload)
-            self.people[email] = person
+            # Only an email on the account's own domain becomes one of its people: an event naming the account
+            # by id must not add a stranger whom every `to: all` email would then reach.
+            if not item.account_id or _domain(email) == self.domains.get(account_id):
+                person = _create_person(self.session, account_id, email, payload)
+                self.people[email] = person
+            else:
+                reason = (
+                    f"'{email}' is not on account '{account_id}''s domain "
+                    f"({self.domains.get(account_id) or 'none set'}): only an email on it creates a person"
+                )
         reason = reason or _unmatched(item, account_id, person)
         shown_account = account_id or item.account_id
         event = JourneyEvent(

@@ -25,7 +25,7 @@ from activities.delivery import OutboxFileDelivery
 from activities.scores import ScoresActivities
 from engine.buying_groups import admin
 from engine.cli import app
-from engine.db import ActivityEvent, BuyingGroup, Handoff, Person
+from engine.db import ActivityEvent, BuyingGroup, Handoff, JourneyVersion, Person
 from engine.language.workspace import Workspace, load_workspace
 from engine.runtime import publish
 from engine.runtime.scores import schedule_scores
@@ -215,6 +215,7 @@ async def test_two_journeys_race_for_one_handoff(
 def _scored_group(db: Engine, tmp_path: Path) -> tuple[BuyingGroupActivities, int, float]:
     """A published one-node buying-group journey, Acme with its CEO, and the group scored once:
     (the activities, the CEO's person id, the group's engagement then)."""
+    tmp_path.mkdir(exist_ok=True)
     (tmp_path / "buying_groups.yaml").write_text(BUYING_GROUPS)
     body = "- id: assign\n  type: assign_buying_group\n  next: done\n- id: done\n  type: end"
     plan = write_journey(tmp_path, body, start="assign", header_extra="solution_interest: ai-seeds\n")
@@ -412,3 +413,29 @@ async def test_scores_workflow_wakes_on_cron(
     assert len(completed) >= 1
     with Session(db) as session:
         assert session.exec(select(BuyingGroup)).one().engagement > 0
+
+
+def test_buying_group_report_uses_the_template_in_force(
+    db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from any folder, `journey buying-group` names the missing roles of the published journey's
+    template (it said 'none' outside the project folder); with no template anywhere it refuses, saying why."""
+    _scored_group(db, tmp_path / "project")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    env = {"JOURNEY_DATABASE_URL": str(db.url)}
+    here = CliRunner().invoke(app, ["buying-group", "acme-corp", "--json"], env=env)
+    assert here.exit_code == 0, here.output
+    beside = CliRunner().invoke(
+        app, ["buying-group", "acme-corp", "--journeys", str(tmp_path / "project"), "--json"], env=env
+    )
+    (group,) = json.loads(here.output)
+    assert group["missing_roles"] and json.loads(beside.output) == json.loads(here.output)
+    with Session(db) as session:
+        for version in session.exec(select(JourneyVersion)).all():
+            session.delete(version)
+        session.commit()
+    refused = CliRunner().invoke(app, ["buying-group", "acme-corp"], env=env)
+    assert refused.exit_code == 1
+    assert "no published journey works on solution interest 'ai-seeds'" in refused.output

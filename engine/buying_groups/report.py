@@ -9,16 +9,48 @@ from sqlmodel import Session, col, select
 
 from engine.buying_groups import scoring
 from engine.context import full_name
-from engine.db import Account, ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff, Person
+from engine.db import (
+    Account,
+    ActivityEvent,
+    BuyingGroup,
+    BuyingGroupMember,
+    Handoff,
+    JourneyVersion,
+    Person,
+    engine_key,
+)
+from engine.language.errors import JourneyError
+from engine.language.model import RoleTemplate
+from engine.language.plan import Plan
 from engine.language.workspace import Workspace
 
 
+class ReportError(JourneyError):
+    """A report cannot say what was asked without guessing (e.g. which role template a group uses)."""
+
+
+def templates_in_force(session: Session) -> dict[str, RoleTemplate]:
+    """Solution interest -> the role template of the latest published journey working on it: what the
+    journeys themselves use, stored with their version, wherever the command runs."""
+    templates: dict[str, RoleTemplate] = {}
+    for row in session.exec(select(JourneyVersion).order_by(col(JourneyVersion.published_at))).all():
+        plan = Plan.model_validate(row.plan)
+        if plan.solution_interest is not None and plan.role_template is not None:
+            templates[plan.solution_interest.id] = plan.role_template  # the latest published wins
+    return templates
+
+
 def buying_groups(
-    engine: Engine, workspace: Workspace, account_id: str, interest: str | None = None
+    engine: Engine, workspace: Workspace | None, account_id: str, interest: str | None = None
 ) -> list[dict[str, Any]]:
-    """Each buying group of the account: roles with members, missing roles, scores, stage and history."""
+    """Each buying group of the account: roles with members, missing roles, scores, stage and history.
+
+    Roles come from the template of the journey version in force; a workspace (buying_groups.yaml) is only
+    asked about interests no published journey works on. With neither, ReportError: 'missing roles: none'
+    would be a guess."""
     reports = []
     with Session(engine) as session:
+        in_force = templates_in_force(session)
         query = select(BuyingGroup).where(BuyingGroup.account_id == account_id)
         if interest is not None:
             query = query.where(BuyingGroup.solution_interest_id == interest)
@@ -28,8 +60,15 @@ def buying_groups(
                 .where(BuyingGroupMember.buying_group_id == group.id, BuyingGroupMember.person_id == Person.id)
                 .order_by(col(BuyingGroupMember.assigned_at))
             ).all()
-            solution = workspace.solution_interests.get(group.solution_interest_id)
-            template = workspace.role_templates.get(solution.role_template) if solution is not None else None
+            template = in_force.get(group.solution_interest_id) or _from_workspace(
+                workspace, group.solution_interest_id
+            )
+            if template is None:
+                raise ReportError(
+                    f"no published journey works on solution interest '{group.solution_interest_id}' and "
+                    f"{_where(workspace)} does not define it, so its roles are unknown: publish the journey, or "
+                    "pass --journeys FOLDER (the folder with buying_groups.yaml)"
+                )
             roles = [role.role for role in template.roles] if template is not None else []
             fills = [
                 scoring.RoleFill(
@@ -104,10 +143,23 @@ def handoffs(engine: Engine) -> list[dict[str, Any]]:
                 "journey": handoff.journey_id,
                 "owner": account.owner_email,
                 "completeness": scoring.display(group.completeness),
-                "crm_webhook": f"handoff/{group.id}/webhook" in webhooks,
+                # receipts written before engine keys existed count too (only rows of the internal type are read)
+                # receipts from before engine keys count too; only internal-type rows are read, which no sender posts
+                "crm_webhook": bool(
+                    {engine_key("handoff", group.id, "webhook"), f"handoff/{group.id}/webhook"} & webhooks
+                ),
             }
             for handoff, group, account in rows
         ]
+
+
+def _from_workspace(workspace: Workspace | None, interest: str) -> RoleTemplate | None:
+    solution = workspace.solution_interests.get(interest) if workspace is not None else None
+    return workspace.role_templates.get(solution.role_template) if solution is not None and workspace else None
+
+
+def _where(workspace: Workspace | None) -> str:
+    return f"{workspace.folder}/buying_groups.yaml" if workspace is not None else "no buying_groups.yaml"
 
 
 def _name(person: Person) -> str:

@@ -31,8 +31,13 @@ def buying_group_command(
     from engine.buying_groups import report
     from engine.language.workspace import load_workspace
 
+    workspace = load_workspace(journeys) if journeys.is_dir() else None
     with database() as engine:
-        reports = report.buying_groups(engine, load_workspace(journeys), account, interest)
+        try:
+            reports = report.buying_groups(engine, workspace, account, interest)
+        except report.ReportError as error:
+            print(f"journey buying-group: {error}", file=sys.stderr)
+            raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(reports, indent=2))
         return

@@ -127,6 +127,10 @@ class JourneyWorkflow(OperatorUpdates):
             exit_ = await self._run_node(node, visit)
             await self._record("node_left", node, visit, exit_.branch)
             if exit_.target is None:
+                # An operator's cancel or skip answers from its update handler after its log activity: the run
+                # must not end under it (Temporal warns TMPRL1102 and the caller may get no answer).
+                if not workflow.all_handlers_finished():
+                    await workflow.wait_condition(workflow.all_handlers_finished)
                 return JourneyResult(
                     journey=plan.journey,
                     version=plan.version,

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.keepalive import heartbeating
 from engine.context import account_data
 from engine.db import Account, ActivityEvent, engine_key
 from engine.workflow.contracts import AccountRequest, OperatorLog, StepRecord, UpdateAccountRequest
@@ -30,6 +31,7 @@ class AccountActivities:
         self.engine = engine
 
     @activity.defn(name="load_account")
+    @heartbeating
     async def load_account(self, request: AccountRequest) -> dict[str, Any]:
         """The account as expressions see it, read fresh (a split decides on current data)."""
         return await asyncio.to_thread(self._load, request.account_id)
@@ -46,6 +48,7 @@ class AccountActivities:
             return account_data(account)
 
     @activity.defn(name="update_account")
+    @heartbeating
     async def update_account(self, request: UpdateAccountRequest) -> dict[str, Any]:
         """Apply `set` and `add` once, however often the activity is retried; return the account's data."""
         return await asyncio.to_thread(self._update, request)
@@ -96,6 +99,7 @@ class AccountActivities:
             return self._load(request.account_id)
 
     @activity.defn(name="record_step")
+    @heartbeating
     async def record_step(self, step: StepRecord) -> None:
         """Write a node entered / left to the event log, once."""
         await asyncio.to_thread(self._record, step)
@@ -131,6 +135,7 @@ class AccountActivities:
                     raise  # not a race with another attempt: a real problem (e.g. the account is gone)
 
     @activity.defn(name="record_operator_action")
+    @heartbeating
     async def record_operator_action(self, action: OperatorLog) -> None:
         """Write an operator's action (who, why, what) to the event log, once."""
         await asyncio.to_thread(

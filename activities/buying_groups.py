@@ -27,6 +27,7 @@ from activities import buying_group_store as store
 from activities import handoff_summary
 from activities.delivery import Delivery, RecipientRefusedError
 from activities.email import DEFAULT_SENDER, message_id_left, send_once
+from activities.keepalive import heartbeating
 from activities.services import USER_AGENT
 from engine.buying_groups import scoring
 from engine.context import account_data, person_data
@@ -70,11 +71,13 @@ class BuyingGroupActivities:
             await self._own_http.aclose()
 
     @activity.defn(name="assign_buying_group")
+    @heartbeating
     async def assign(self, request: BuyingGroupRequest) -> BuyingGroupSnapshot:
         """Gets or creates the group, gives each person without a role the first matching role, rescores."""
         return await asyncio.to_thread(self._sync_group, request)
 
     @activity.defn(name="load_buying_group")
+    @heartbeating
     async def load(self, request: BuyingGroupRequest) -> BuyingGroupSnapshot:
         """The same work as `assign`: `wait_for_completeness` loads on every re-check, and running the rules
         again is what lets a person who arrived since fill a role. A name of its own keeps the workflow's
@@ -82,6 +85,7 @@ class BuyingGroupActivities:
         return await asyncio.to_thread(self._sync_group, request)
 
     @activity.defn(name="sales_handoff")
+    @heartbeating
     async def handoff(self, request: BuyingGroupRequest) -> HandoffResult:
         """Creates the group's one Handoff; only the journey that created it moves, emails and posts."""
         snapshot = await asyncio.to_thread(self._sync_group, request)

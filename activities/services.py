@@ -19,6 +19,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.keepalive import heartbeating
 from engine.workflow.contracts import ServiceCallRequest, ServiceCallResult
 
 try:
@@ -46,6 +47,7 @@ class ServiceActivities:
         await self._client.aclose()
 
     @activity.defn(name="call_service")
+    @heartbeating
     async def call_service(self, request: ServiceCallRequest) -> ServiceCallResult:
         service = request.service
         where = (

@@ -57,7 +57,7 @@ class JourneySettings(Contract):
     """Run-time knobs the publisher chooses; part of the input so workflow code never reads the env."""
 
     max_history_events: int = Field(10_000, description="continue-as-new beyond this many history events")
-    email_heartbeat_timeout_seconds: float = 60.0
+    email_heartbeat_timeout_seconds: float = 10.0
     path_kept: int = Field(50, description="visits kept in the state's path")
     seen_event_ids_kept: int = Field(1_000, description="event ids remembered for de-duplication")
     send_window_ignored: bool = Field(

@@ -52,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         Visit,
     )
     from engine.workflow.operator_updates import OperatorUpdates
-    from engine.workflow.state import DB_RETRY, QUICK, Exit
+    from engine.workflow.state import DB_RETRY, HEARTBEAT, QUICK, Exit
 
 LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
 WAITING_TYPES = LISTENING_TYPES | {"wait"}
@@ -231,6 +231,7 @@ class JourneyWorkflow(OperatorUpdates):
                     self._group_request(node, visit),
                     result_type=HandoffResult,
                     start_to_close_timeout=timedelta(minutes=5),
+                    heartbeat_timeout=HEARTBEAT,
                     retry_policy=EMAIL_RETRY,
                     summary="hand the buying group to sales",
                 )
@@ -357,6 +358,7 @@ class JourneyWorkflow(OperatorUpdates):
             self._group_request(node, visit),
             result_type=BuyingGroupSnapshot,
             start_to_close_timeout=timedelta(minutes=2),
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=DB_RETRY,
             summary="assign people to roles" if activity == "assign_buying_group" else "read the buying group",
         )
@@ -449,6 +451,7 @@ class JourneyWorkflow(OperatorUpdates):
                 "call_service",
                 request,
                 start_to_close_timeout=service.timeout + timedelta(seconds=5),
+                heartbeat_timeout=HEARTBEAT,
                 retry_policy=RetryPolicy(
                     maximum_attempts=service.retries + 1,
                     initial_interval=timedelta(seconds=1),
@@ -481,6 +484,7 @@ class JourneyWorkflow(OperatorUpdates):
             ),
             result_type=dict,
             start_to_close_timeout=QUICK,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=DB_RETRY,
             summary=node_summary(node),
         )
@@ -538,6 +542,7 @@ class JourneyWorkflow(OperatorUpdates):
             AccountRequest(account_id=self._input_().account_id),
             result_type=dict,
             start_to_close_timeout=QUICK,
+            heartbeat_timeout=HEARTBEAT,
             retry_policy=DB_RETRY,
             summary="read the account",
         )
@@ -558,7 +563,12 @@ class JourneyWorkflow(OperatorUpdates):
             occurred_at=workflow.now(),
         )
         await workflow.execute_activity(
-            "record_step", step, start_to_close_timeout=QUICK, retry_policy=DB_RETRY, summary=f"log {kind} {node.id}"
+            "record_step",
+            step,
+            start_to_close_timeout=QUICK,
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=DB_RETRY,
+            summary=f"log {kind} {node.id}",
         )
 
 

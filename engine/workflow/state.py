@@ -16,6 +16,9 @@ from engine.workflow import details, visibility
 from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState
 
 QUICK = timedelta(seconds=30)
+# Every activity heartbeats while it works (activities/keepalive.py): a worker killed mid-activity is noticed
+# after this long and the activity retried elsewhere, instead of after its whole start-to-close timeout.
+HEARTBEAT = timedelta(seconds=10)
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
 # Workflows started before search attributes existed replay without them (tests/histories/before-visibility).
 VISIBILITY_PATCH = "search-attributes-and-operator-actions"

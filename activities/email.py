@@ -9,6 +9,7 @@ mail systems drop the duplicate.
 from __future__ import annotations
 
 import asyncio
+import base64
 import html as html_escape
 import os
 import re
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import Policy
 from email.utils import formatdate, parseaddr
 from html.parser import HTMLParser
 from typing import Any, TypeVar
@@ -47,6 +49,13 @@ DEFAULT_SENDER = "Journeys <journeys@localhost>"
 KEEPALIVE_SECONDS = 5.0
 _T = TypeVar("_T")
 RECIPIENT_SCOPE = Scope({"person": None, "account": None, "buying_group": None}, "recipient conditions")
+# RFC 5322 2.1.1: no line longer than 998 octets; RFC 5321 4.5.3.1.3: a path is at most 256 octets with <>.
+MAX_LINE = 998
+MAX_ADDRESS = 254
+# atext (RFC 5322 3.2.3) without '=' and '?', so a plain word can never read as an encoded word; at most 76
+# characters, so one always fits on a folded line.
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9!#$%&'*+/^_`{|}~-]{1,76}")
+_ENCODED_WORD_BYTES = 45  # 60 base64 characters: '=?utf-8?b?' + 60 + '?=' is 72, within RFC 2047's 75
 
 
 class _BadAddressError(Exception):
@@ -255,10 +264,7 @@ class EmailActivities:
     ) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self.sender
-        try:
-            message["To"] = Address(display_name=recipient.name, addr_spec=recipient.email)
-        except (ValueError, HeaderParseError) as error:
-            raise _BadAddressError(f"'{recipient.email}' is not an email address: {error}") from error
+        message["To"] = to_header(recipient.name, recipient.email)
         message["Subject"] = subject
         message["Date"] = formatdate(usegmt=True)
         message["Message-ID"] = f"<{message_id_left(key)}@{self._domain}>"
@@ -268,13 +274,90 @@ class EmailActivities:
         if self._public() is not None:
             # RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` to the https link.
             one_click = self.unsubscribe_url(recipient.email, recipient.id)
-            message["List-Unsubscribe"] = f"<{one_click}>, <{mailto}>"
-            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            message["List-Unsubscribe"] = WireHeader("List-Unsubscribe", [f"<{one_click}>,", f"<{mailto}>"])
+            message["List-Unsubscribe-Post"] = WireHeader("List-Unsubscribe-Post", ["List-Unsubscribe=One-Click"])
         else:
-            message["List-Unsubscribe"] = f"<{mailto}>"
+            message["List-Unsubscribe"] = WireHeader("List-Unsubscribe", [f"<{mailto}>"])
         message.set_content(text)
         message.add_alternative(html, subtype="html")
         return message
+
+
+class WireHeader(str):
+    """A header written exactly as built: printable ASCII elements, folded only between them.
+
+    The email library folds a value it finds too long into RFC 2047 encoded words, which turns the
+    one-click URL of `List-Unsubscribe` into text no mail provider reads as a URL (RFC 2369 allows folding
+    between the bracketed URIs only), and it decodes encoded words out of a display name, then folds the
+    result without its quotes. A value with a `name` is kept as a header object, and `fold` writes it.
+    """
+
+    name: str
+    elements: tuple[str, ...]
+
+    def __new__(cls, name: str, elements: Sequence[str]) -> WireHeader:
+        if not elements:
+            raise ValueError(f"{name} header: no value")
+        for element in elements:
+            if not element or not element.isascii() or not element.isprintable():
+                raise ValueError(f"{name} header: {element!r} is not printable ASCII")
+        header = super().__new__(cls, " ".join(elements))
+        header.name, header.elements = name, tuple(elements)
+        return header
+
+    def fold(self, *, policy: Policy[Any]) -> str:
+        """Elements joined by spaces, a line break before one that would pass the policy's line length.
+
+        No line passes RFC 5322's 998 octets: an element too long for any line is cut, which only a URI
+        could be (none is in practice), and RFC 2369 ignores whitespace inside its angle brackets.
+        """
+        limit = min(policy.max_line_length or MAX_LINE, MAX_LINE)
+        size = MAX_LINE - len(self.name) - 2  # a piece fits on any line, the first included
+        pieces = [element[at : at + size] for element in self.elements for at in range(0, len(element), size)]
+        lines = [f"{self.name}: {pieces[0]}"]
+        for piece in pieces[1:]:
+            if len(lines[-1]) + 1 + len(piece) > limit:
+                lines.append("")
+            lines[-1] += f" {piece}"
+        return policy.linesep.join(lines) + policy.linesep
+
+
+def to_header(name: str, email: str) -> WireHeader:
+    """`To:` with exactly one address, `email`, and `name` as its display name: plain words when it is
+    made of them, else RFC 2047 encoded words of the whole name, so no character of a name (commas,
+    brackets, quotes, `@`, text that itself looks like an encoded word) can read as address syntax or
+    decode into other text."""
+    try:
+        address = Address(addr_spec=email)
+        # A domain in Unicode goes out in its ASCII form (IDNA), which every server takes.
+        domain = address.domain if address.domain.isascii() else address.domain.encode("idna").decode("ascii")
+        spec = Address(username=address.username, domain=domain).addr_spec
+    except (ValueError, HeaderParseError, UnicodeError) as error:
+        raise _BadAddressError(f"'{email}' is not an email address: {error}") from error
+    if len(spec) > MAX_ADDRESS:
+        raise _BadAddressError(f"'{email}' is not an email address: longer than {MAX_ADDRESS} characters")
+    words = name.split()
+    if all(_PLAIN_WORD.fullmatch(word) for word in words):
+        return WireHeader("To", [*words, f"<{spec}>" if words else spec])
+    return WireHeader("To", [*encoded_words(" ".join(words)), f"<{spec}>"])
+
+
+def encoded_words(text: str) -> list[str]:
+    """`text` as RFC 2047 base64 encoded words, each within 75 characters and holding whole characters.
+
+    Words of `text` are split only when longer than an encoded word holds: decoders should drop the folding
+    space between encoded words, some (Python's among them) keep it, and at a space that does no harm.
+    """
+    chunks = [b""]
+    for word in re.findall(r"\S+ ?| ", text):
+        if chunks[-1] and len(chunks[-1]) + len(word.encode()) > _ENCODED_WORD_BYTES:
+            chunks.append(b"")
+        for character in word:
+            data = character.encode()
+            if len(chunks[-1]) + len(data) > _ENCODED_WORD_BYTES:
+                chunks.append(b"")
+            chunks[-1] += data
+    return [f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=" for chunk in chunks]
 
 
 def _chosen_by_role(request: SendEmailRequest, people: Sequence[Person], roles: dict[int, str]) -> set[int] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ class TestValidate:
     def test_duplicate_journey_ids(self, tmp_path: Path) -> None:
         """Two files claiming one journey id in a folder: the second is reported."""
         source = (REPO / "journeys" / "re_engagement.yaml").read_text()
-        (tmp_path / "emails").symlink_to(REPO / "journeys" / "emails")
+        shutil.copytree(REPO / "journeys" / "emails", tmp_path / "emails")
         (tmp_path / "services.yaml").symlink_to(REPO / "journeys" / "services.yaml")
         (tmp_path / "a.yaml").write_text(source)
         (tmp_path / "b.yaml").write_text(source)

@@ -249,13 +249,17 @@ class _Compiler:
             self.fail(self._at(node, "subject"), f"subject: {problem}", node.id)
 
     def _check_template(self, node: SendEmail) -> None:
-        # Lexical check: '../' may not leave the folder, but a symlinked folder of shared templates may.
+        # Templates are compiled into the Plan: a path ('../') or a symlink leading out of the journey's folder
+        # could put any file the validating process can read (/proc/self/environ: its secrets) into it.
         folder = Path(os.path.abspath(self.path.parent))
         file = Path(os.path.normpath(folder / node.template))
         if not file.is_relative_to(folder):
             self.fail(
                 self._at(node, "template"), f"template: '{node.template}' is outside the journey's folder", node.id
             )
+            return
+        if not _resolves_inside(file, folder):
+            self.fail(self._at(node, "template"), _symlink_out(node.template, file), node.id)
             return
         if not file.is_file():
             near = [str(path.relative_to(folder)) for path in folder.rglob("*.j2")]
@@ -265,6 +269,9 @@ class _Compiler:
         self._read_template(node, file, node.template)
         text_twin = node.template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
         if text_twin != node.template and (folder / text_twin).is_file():
+            if not _resolves_inside(folder / text_twin, folder):
+                self.fail(self._at(node, "template"), _symlink_out(text_twin, folder / text_twin), node.id)
+                return
             self._read_template(node, folder / text_twin, text_twin)
 
     def _read_template(self, node: SendEmail, file: Path, name: str) -> None:
@@ -378,3 +385,15 @@ class _Compiler:
             custom_account_attributes=sorted(self.account_fields - conditions.ACCOUNT_FIELDS),
         )
         return plan.with_version()
+
+
+def _resolves_inside(file: Path, folder: Path) -> bool:
+    """Whether the file, its symlinks followed, is still inside the journey's folder."""
+    return file.resolve().is_relative_to(folder.resolve())
+
+
+def _symlink_out(name: str, file: Path) -> str:
+    return (
+        f"template: '{name}' is a link to '{file.resolve()}', outside the journey's folder: "
+        "copy the template into the folder"
+    )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from engine.analytics.choices import Container, Direction, Grain
-from engine.cli.common import database, group, out
+from engine.cli.common import data_table, database, group, out
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -61,12 +61,10 @@ def _run(build: Callable[[Engine], Report], as_json: bool, html: Path | None) ->
 
 
 def _print(report: Report) -> None:
-    from rich.table import Table as RichTable
-
     from engine.analytics.tables import display, tables
 
     for table in tables(report):
-        rich = RichTable(title=table.title, title_justify="left")
+        rich = data_table(title=table.title, title_justify="left")
         for column in table.columns:
             rich.add_column(column, overflow="fold")
         for row in table.rows:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from engine.cli.common import client, database, out, run_async
+from engine.cli.common import client, data_table, database, markup_free, out, run_async
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -26,8 +26,6 @@ def buying_group_command(
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
     """An account's buying groups: roles and members, missing roles, completeness, engagement, stage, history."""
-    from rich.table import Table
-
     from engine.buying_groups import report
     from engine.language.workspace import load_workspace
 
@@ -49,11 +47,12 @@ def buying_group_command(
         raise typer.Exit(1)
     for group in reports:
         out().print(
-            f"[bold]{account}[/] · {group['solution_interest']} · stage {group['stage']} · "
+            f"[bold]{markup_free(account)}[/] · {markup_free(group['solution_interest'])} · "
+            f"stage {markup_free(group['stage'])} · "
             f"{group['completeness']}% complete · engagement {group['engagement']}"
         )
-        out().print(f"missing roles: {', '.join(group['missing_roles']) or 'none'}")
-        table = Table("role", "name", "job title", "email", "by", "engagement")
+        out().print(f"missing roles: {', '.join(group['missing_roles']) or 'none'}", markup=False)
+        table = data_table("role", "name", "job title", "email", "by", "engagement")
         for member in group["members"]:
             table.add_row(
                 member["role"],
@@ -70,8 +69,6 @@ def buying_group_command(
 
 def handoffs_command(as_json: bool = typer.Option(False, "--json", help="print JSON")) -> None:
     """Every SQL handoff: when, which account and solution interest, which journey, whether the CRM got it."""
-    from rich.table import Table
-
     from engine.buying_groups import report
 
     with database() as engine:
@@ -79,7 +76,7 @@ def handoffs_command(as_json: bool = typer.Option(False, "--json", help="print J
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table("when", "account", "solution interest", "journey", "owner", "complete", "CRM")
+    table = data_table("when", "account", "solution interest", "journey", "owner", "complete", "CRM")
     for row in rows:
         table.add_row(
             row["at"][:19],

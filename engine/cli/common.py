@@ -14,6 +14,7 @@ import typer
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.table import Table
     from sqlalchemy.engine import Engine
     from temporalio.client import Client
 
@@ -50,6 +51,28 @@ def err() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)
+
+
+def data_table(*columns: str, title: str | None = None, **options: Any) -> Table:
+    """A table whose cells and title are data, never rich markup: a last name '[/]' prints as itself."""
+    from rich.table import Table
+    from rich.text import Text
+
+    class DataTable(Table):
+        def add_column(self, header: Any = "", *args: Any, **column: Any) -> None:
+            super().add_column(Text(header) if isinstance(header, str) else header, *args, **column)
+
+        def add_row(self, *cells: Any, **row: Any) -> None:
+            super().add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells), **row)
+
+    return DataTable(*columns, title=Text(title) if title is not None else None, **options)
+
+
+def markup_free(value: object) -> str:
+    """Data to put inside a rich markup string: its own brackets printed, not read as markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 def validated(paths: list[Path]) -> Catalog:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import EXIT_PROBLEMS, one_plan, out, validated
+from engine.cli.common import EXIT_PROBLEMS, data_table, one_plan, out, validated
 
 
 class GraphFormat(StrEnum):
@@ -70,14 +70,10 @@ def schema(kind: SchemaKind = typer.Argument(SchemaKind.journey, help="journey, 
 
 def show(file: Path = typer.Argument(..., help="a journey file")) -> None:
     """Show a journey's nodes as a table: what each does and where each branch goes."""
-    from rich.table import Table
-
     from engine.language import render
 
     plan = one_plan(file)
-    table = Table(title=f"{plan.name} ({plan.journey}, version {plan.version})")
-    for column in ("node", "type", "does", "goes to"):
-        table.add_column(column)
+    table = data_table("node", "type", "does", "goes to", title=f"{plan.name} ({plan.journey}, version {plan.version})")
     for node_id, node in plan.nodes.items():
         branches = ", ".join(f"{edge.label} → {edge.target}" for edge in plan.edges[node_id])
         table.add_row(node_id, node.type, render.node_summary(node), branches)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.common import client, group, out, run_async
+from engine.cli.common import client, data_table, group, markup_free, out, run_async
 
 if TYPE_CHECKING:
     from engine.runtime.operators import Outcome, Parked
@@ -58,8 +58,9 @@ def status_command(
         print(f"journey: account '{account}' is in no journey" + (f" '{journey}'" if journey else ""), file=sys.stderr)
         raise typer.Exit(1)
     for row in rows:
-        out().print(f"[bold]{row['journey']}[/] · {row['account_name'] or account} · {row['status']}")
-        out().print(f"  at [bold]{row['node']}[/] ({row['node_type']}) since {_since(row)} UTC")
+        name = markup_free(row["account_name"] or account)
+        out().print(f"[bold]{markup_free(row['journey'])}[/] · {name} · {markup_free(row['status'])}")
+        out().print(f"  at [bold]{markup_free(row['node'])}[/] ({row['node_type']}) since {_since(row)} UTC")
         out().print(
             f"  waiting for: {row['waiting_for']}" + (f" — paused by {row['paused']}" if row.get("paused") else "")
         )
@@ -88,8 +89,6 @@ def stuck_command(
     as_json: bool = AS_JSON,
 ) -> None:
     """Running accounts parked at a node, longest first, found by a visibility query (printed, for the UI)."""
-    from rich.table import Table
-
     from engine.runtime import operators
 
     query = operators.stuck_query(journey, node, waiting_for, _duration(older_than))
@@ -97,7 +96,9 @@ def stuck_command(
     if as_json:
         print(json.dumps({"query": query, "accounts": [parked.as_json() for parked in found]}, indent=2))
         return
-    table = Table("account", "journey", "node", "waiting for", "since (UTC)", "complete", title=f"{len(found)} found")
+    table = data_table(
+        "account", "journey", "node", "waiting for", "since (UTC)", "complete", title=f"{len(found)} found"
+    )
     for parked in found:
         row = parked.as_json()
         complete = f"{parked.completeness:.0f}%" if parked.completeness is not None else ""
@@ -134,7 +135,7 @@ def _act(
     else:
         for outcome in outcomes:
             verdict = "ok" if outcome.ok else "refused"
-            out().print(f"{verdict}  {outcome.workflow_id}: {outcome.message}", highlight=False)
+            out().print(f"{verdict}  {outcome.workflow_id}: {outcome.message}", highlight=False, markup=False)
         if not outcomes:
             out().print("no running account matched")
     if not outcomes or not all(outcome.ok for outcome in outcomes):

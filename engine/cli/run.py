@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.common import client, database, err, one_plan, out, run_async
+from engine.cli.common import client, database, err, markup_free, one_plan, out, run_async
 
 if TYPE_CHECKING:
     from engine.language.plan import Plan
@@ -42,7 +42,7 @@ def publish_command(
         print(json.dumps(summary))
         return
     out().print(
-        f"published [bold]{plan.journey}[/] version {plan.version}: {summary['in_audience']} accounts in "
+        f"published [bold]{markup_free(plan.journey)}[/] version {plan.version}: {summary['in_audience']} accounts in "
         f"the audience, {len(summary['started'])} started, {len(summary['already_running'])} already "
         f"running, {len(summary['excluded_by_reentry'])} excluded by re-entry ({plan.audience.reentry})"
     )

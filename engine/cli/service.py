@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import database, group, out
+from engine.cli.common import data_table, database, group, out
 
 api_key_app = group("API keys for `journey serve` (stored as hashes; a key is shown once).")
 
@@ -87,13 +87,11 @@ def create(
 @api_key_app.command("list")
 def list_() -> None:
     """Every key: id, name, when created, when it expires, whether revoked (never the key itself)."""
-    from rich.table import Table
-
     from engine.service import auth
 
     with database() as engine:
         rows = auth.list_keys(engine)
-    table = Table("id", "name", "created (UTC)", "expires", "revoked")
+    table = data_table("id", "name", "created (UTC)", "expires", "revoked")
     for row in rows:
         table.add_row(
             row.id,
@@ -122,9 +120,6 @@ def parked_command(
     limit: int = typer.Option(100, "--limit", min=1, help="at most this many, newest first"),
 ) -> None:
     """Events the relay set aside because they cannot be delivered, newest first, each with its reason."""
-    from rich.markup import escape
-    from rich.table import Table
-
     from engine.service.relay import parked_events
 
     with database() as engine:
@@ -145,15 +140,9 @@ def parked_command(
     if not rows:
         print("no parked events: the relay has delivered or is delivering everything")
         return
-    table = Table("event id", "type", "account", "occurred (UTC)", "reason", title=f"{len(rows)} parked")
+    table = data_table("event id", "type", "account", "occurred (UTC)", "reason", title=f"{len(rows)} parked")
     for row in rows:
-        table.add_row(
-            escape(row.key),
-            escape(row.type),
-            escape(row.account_id or ""),
-            f"{row.occurred_at:%Y-%m-%d %H:%M}",
-            escape(row.reason or ""),
-        )
+        table.add_row(row.key, row.type, row.account_id or "", f"{row.occurred_at:%Y-%m-%d %H:%M}", row.reason or "")
     out().print(table)
 
 

@@ -447,7 +447,7 @@ def _compiled(source: str) -> Callable[..., Any]:
 
 def _problems(expression: nodes.Expr, scope: Scope) -> Iterator[str]:
     env = environment()
-    kinds = (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call, nodes.BinExpr)
+    kinds = (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call, nodes.BinExpr, nodes.Const)
     for node in [expression, *expression.find_all(kinds)]:
         match node:
             case nodes.Getattr(attr=attribute) if attribute.startswith("_"):
@@ -473,6 +473,8 @@ def _problems(expression: nodes.Expr, scope: Scope) -> Iterator[str]:
                     regex(pattern)
                 except ExpressionError as error:
                     yield str(error)
+            case nodes.Const(value=float() as number) if not math.isfinite(number):
+                yield "a number too large to compute with: write it smaller"
             case nodes.BinExpr():
                 try:
                     _constant(node)
@@ -489,7 +491,7 @@ def _constant(node: nodes.Node) -> Any:
     match node:
         case nodes.Const(value=value):
             return value
-        case nodes.BinExpr(left=left, right=right):
+        case nodes.BinExpr(left=left, right=right) if node.operator in _OPERATIONS:
             left_value, right_value = _constant(left), _constant(right)
             if left_value is None or right_value is None:
                 return None

@@ -3,6 +3,7 @@
 A token is `<base64url JSON>.<base64url HMAC-SHA256>` under JOURNEY_TRACKING_SECRET, the kind ('o' open,
 'c' click, 'u' unsubscribe) signed with it, so a token made for an open cannot be replayed as a click and
 a click redirects only to the URL that was signed. Anything forged, altered or cut short is refused.
+The secret must hold at least MIN_SECRET_BYTES: a short one can be guessed offline from a single token.
 """
 
 from __future__ import annotations
@@ -21,6 +22,18 @@ PUBLIC_URL_ENV = "JOURNEY_PUBLIC_URL"
 SECRET_ENV = "JOURNEY_TRACKING_SECRET"
 Kind = Literal["o", "c", "u"]
 PATHS: dict[Kind, str] = {"o": "/t/o/", "c": "/t/c/", "u": "/u/"}
+# HMAC-SHA256 keys: 32 bytes is the hash's own strength; anything shorter is the weakest link.
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'
+
+
+def check_secret(variable: str, secret: bytes) -> None:
+    """ValueError, saying how to make a good one, when `secret` is too short to sign with."""
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ValueError(
+            f"{variable} is too short to sign with ({len(secret)} bytes, at least {MIN_SECRET_BYTES} needed): "
+            f"make one with `{MAKE_SECRET}`"
+        )
 
 
 class TokenError(Exception):
@@ -42,6 +55,9 @@ class Tokens:
     secret: bytes
     public_url: str | None = None
 
+    def __post_init__(self) -> None:
+        check_secret(SECRET_ENV, self.secret)
+
     @classmethod
     def from_env(cls) -> Tokens | None:
         """None when JOURNEY_PUBLIC_URL is not set (emails then carry no tracking); an error when it is set
@@ -51,7 +67,10 @@ class Tokens:
         if not public_url:
             return cls(secret.encode()) if secret else None
         if not secret:
-            raise ValueError(f"{PUBLIC_URL_ENV} is set but {SECRET_ENV} is not: set a long random secret")
+            raise ValueError(
+                f"{PUBLIC_URL_ENV} is set but {SECRET_ENV} is not: set a random secret of at least "
+                f"{MIN_SECRET_BYTES} bytes, e.g. from `{MAKE_SECRET}`"
+            )
         return cls(secret.encode(), public_url)
 
     def _mac(self, kind: Kind, body: str) -> str:

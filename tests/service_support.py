@@ -13,17 +13,24 @@ from sqlmodel import Session, select
 from engine.db import ActivityEvent, Person
 from engine.service import auth
 
-SECRET = "webhook-secret-for-tests"
+SECRET = "webhook-secret-for-tests-0123456789abcdef"  # 32 bytes at least, as the service requires
 
 
-def signed(body: dict[str, Any] | bytes, secret: str = SECRET, at: float | None = None) -> tuple[bytes, dict[str, str]]:
-    """The body's bytes and the headers a webhook sender signs them with."""
+def signed(
+    body: dict[str, Any] | bytes,
+    secret: str = SECRET,
+    at: float | None = None,
+    method: str = "POST",
+    target: str = "/v1/events",
+) -> tuple[bytes, dict[str, str]]:
+    """The body's bytes and the headers a webhook sender signs them with, for `method` on `target` (the path,
+    and '?query' when there is one)."""
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     timestamp = int(at if at is not None else time.time())
     headers = {
         "content-type": "application/json",
         "x-journey-timestamp": str(timestamp),
-        "x-journey-signature": auth.sign(secret.encode(), timestamp, raw),
+        "x-journey-signature": auth.sign(secret.encode(), timestamp, method, target, raw),
     }
     return raw, headers
 

@@ -39,7 +39,7 @@ from engine.service.serve import free_port, serving
 from engine.tracking import Tokens
 from engine.workflow.contracts import JourneyResult
 
-SECRET = "tracking-secret-e2e"
+SECRET = "tracking-secret-e2e-at-least-32-bytes-long"
 REPO = Path(__file__).resolve().parent.parent
 
 

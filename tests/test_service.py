@@ -32,7 +32,7 @@ from engine.service.serve import free_port, serving
 from engine.service.writer import Writer
 from engine.tracking import Tokens
 
-TOKENS = Tokens(b"tracking-secret-for-tests", "http://links.example")
+TOKENS = Tokens(b"tracking-secret-for-tests-0123456789abcdef", "http://links.example")
 
 
 @dataclass
@@ -96,9 +96,13 @@ class TestRefusals:
         assert detail.startswith(f"API key '{service.expired[:11]}' expired on ")
 
     async def test_bad_signature(self, service: Service) -> None:
-        body, headers = signed(event("e1"), secret="not-the-secret")
+        body, headers = signed(event("e1"), secret="not-the-secret-but-just-as-long-as-it")
         detail = await self._refused(service, 401, "unauthorized", content=body, headers=headers)
-        assert detail == "X-Journey-Signature does not match the body: sign '<timestamp>.<raw body>'"
+        timestamp = headers["x-journey-timestamp"]
+        assert detail == (
+            "X-Journey-Signature does not match this request: sign '<timestamp>.<METHOD>.<path?query>.<raw body>', "
+            f"here '{timestamp}.POST./v1/events.' followed by the raw body"
+        )
 
     async def test_body_altered_after_signing(self, service: Service) -> None:
         _, headers = signed(event("e1"))
@@ -295,7 +299,8 @@ class TestEmailLinks:
     async def test_forged_and_altered_tokens(self, service: Service, path: str) -> None:
         kind = {"/t/o/": "o", "/t/c/": "c", "/u/": "u"}[path]
         good = TOKENS.make(kind, {**self.DATA, "p": 1, "u": "https://acme.example/", "l": 1})  # type: ignore[arg-type]
-        forged = Tokens(b"someone-else").make(kind, {**self.DATA, "p": 1, "u": "https://evil.example/", "l": 1})  # type: ignore[arg-type]
+        forger = Tokens(b"someone-else-with-a-long-enough-secret")
+        forged = forger.make(kind, {**self.DATA, "p": 1, "u": "https://evil.example/", "l": 1})  # type: ignore[arg-type]
         body, mac = good.split(".")
         altered = (
             TOKENS.make(kind, {**self.DATA, "p": 1, "u": "https://evil.example/", "l": 1}).split(".")[0] + "." + mac
@@ -406,10 +411,11 @@ class TestKeysAndSettings:
         with pytest.raises(ValueError) as error:
             Tokens.from_env()
         assert str(error.value) == (
-            "JOURNEY_PUBLIC_URL is set but JOURNEY_TRACKING_SECRET is not: set a long random secret"
+            "JOURNEY_PUBLIC_URL is set but JOURNEY_TRACKING_SECRET is not: set a random secret of at least 32 "
+            """bytes, e.g. from `python -c "import secrets; print(secrets.token_urlsafe(32))"`"""
         )
-        monkeypatch.setenv("JOURNEY_TRACKING_SECRET", "s3cret")
-        assert Tokens.from_env() == Tokens(b"s3cret", "https://links.example")
+        monkeypatch.setenv("JOURNEY_TRACKING_SECRET", "s3cret" * 6)
+        assert Tokens.from_env() == Tokens(b"s3cret" * 6, "https://links.example")
 
     async def test_form_of_unknown_media_type(self, service: Service) -> None:
         before = stored(service.db)

@@ -2,11 +2,16 @@
 
 Query parameters mirror the CLI options; `?format=json` returns the report's JSON instead of the page.
 The service mounting the router may override `analytics_engine` to share its own database engine.
+A page comes with a Content-Security-Policy that runs its own inline scripts (plotly, embedded) by hash
+and nothing else: no other script, no network, no framing.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Callable
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated
@@ -52,7 +57,16 @@ FormatQ = Annotated[Format, Query(description="html (the page) or json")]
 
 
 def _filters(journey: str | None, interest: str | None, since: str | None, until: str | None) -> Filters:
-    return Filters(journey, interest, parse_moment(since, "since"), parse_moment(until, "until"))
+    return Filters(journey, interest, _moment(since, "since"), _moment(until, "until"))
+
+
+def _moment(text: str | None, option: str) -> datetime | None:
+    try:
+        return parse_moment(text, option)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00 is before the first moment UTC can hold
+        raise AnalyticsError(
+            f"{option} '{text}' is out of range: use a date between 0001-01-02 and 9999-12-30"
+        ) from None
 
 
 def _respond(build: Callable[[], Report], format_: Format) -> Response:
@@ -63,7 +77,38 @@ def _respond(build: Callable[[], Report], format_: Format) -> Response:
         raise HTTPException(status_code=400, detail=str(error)) from None
     if format_ is Format.json:
         return JSONResponse(report.as_json())
-    return HTMLResponse(page.render(report))
+    html = page.render(report)
+    return HTMLResponse(html, headers={"Content-Security-Policy": page_policy(html)})
+
+
+def page_policy(html: str) -> str:
+    """The Content-Security-Policy for one analytics page: its inline scripts by hash, inline styles (plotly
+    styles the chart's elements one by one), data: images (plotly's icons) and nothing from anywhere."""
+    return (
+        f"default-src 'none'; script-src {inline_scripts(html)}; style-src 'unsafe-inline'; img-src data: blob:; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def inline_scripts(html: str) -> str:
+    """CSP sources ('sha256-...') allowing exactly the inline <script> elements of `html`.
+
+    Found with str.find rather than a regular expression: plotly's script alone is ~5 MB. A script element
+    ends at the first `</script`, as the browser's parser has it, and its text is hashed with line ends
+    normalised, as the browser reads it. The pages write their tags in lowercase; any other script is
+    simply not allowed."""
+    sources: list[str] = []
+    start = html.find("<script")
+    while start != -1:
+        opened = html.find(">", start)
+        closed = html.find("</script", opened)
+        if opened == -1 or closed == -1:
+            break
+        text = html[opened + 1 : closed].replace("\r\n", "\n").replace("\r", "\n")
+        digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+        sources.append(f"'sha256-{digest}'")
+        start = html.find("<script", closed)
+    return " ".join(dict.fromkeys(sources)) or "'none'"
 
 
 @router.get("/canvas")

@@ -1,7 +1,9 @@
 """The ASGI app of `journey serve`: events and form webhooks in, tracking links, health and metrics.
 
 Every event is committed before the answer goes out; the relay (engine/service/relay.py) running in the
-same process delivers it to the account's journeys. A refused request stores nothing.
+same process delivers it to the account's journeys. A refused request stores nothing, and every error
+answer, whoever raised it (a route, the router, the body parser), is a JSON Problem. Every answer carries
+the browser security headers of SecurityHeaders.
 """
 
 from __future__ import annotations
@@ -11,16 +13,22 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.analytics import web as analytics_web
 from engine.language.event_types import EventTypes
@@ -52,7 +60,8 @@ _signature = APIKeyHeader(
     name="X-Journey-Signature",
     auto_error=False,
     scheme_name="signature",
-    description="sha256=<hex HMAC-SHA256 of '<X-Journey-Timestamp>.<raw body>'> under JOURNEY_WEBHOOK_SECRET",
+    description=f"sha256=<hex HMAC-SHA256 of '{auth.SIGNED}'> under JOURNEY_WEBHOOK_SECRET, with the "
+    "X-Journey-Timestamp header (unix seconds); METHOD in capitals, the path as sent, '?query' when there is one",
 )
 _REFUSALS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong credentials; nothing stored"},
@@ -67,8 +76,8 @@ _ANALYTICS_ANSWERS: dict[int | str, dict[str, Any]] = {
         "content": {"text/html": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
     },
     400: {
+        "model": Problem,
         "description": "a selector, filter or date the report cannot use; the detail says what to change",
-        "content": {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}},
     },
     401: _REFUSALS[401],
     403: _REFUSALS[403],
@@ -92,6 +101,21 @@ _FORM_FIELDS = {
     "required": ["email"],
     "additionalProperties": True,
 }
+# Every answer may be opened by a browser: it may not be framed, sniffed into another type, or send the
+# URL (which holds tracking and unsubscribe tokens) on as a referrer. The default policy lets a page do
+# nothing but post its own form (the unsubscribe button); pages that need more set their own policy.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+# Swagger UI comes from its CDN, as FastAPI serves it, and starts from one inline script (allowed by hash).
+_DOCS_POLICY = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net {scripts}; style-src https://cdn.jsdelivr.net "
+    "'unsafe-inline'; img-src 'self' data: https:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
 _FORM_BODY = {
     "required": True,
     "content": {
@@ -102,6 +126,8 @@ _FORM_BODY = {
 
 
 def create_app(config: ServiceConfig) -> FastAPI:
+    """The app; ValueError when the configuration is unsafe to start with (a short webhook secret)."""
+    webhook_keys = auth.webhook_secrets()
     metrics = Metrics()
     relay = None
     if config.temporal is not None:
@@ -132,8 +158,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
         description="Events in for B2B account journeys: authenticated, stored before answering, relayed to "
         "Temporal exactly once per journey.",
         lifespan=lifespan,
+        docs_url=None,  # served below, with a policy that lets Swagger UI load
+        redoc_url=None,
     )
     app.add_middleware(BodyLimit, limit=config.max_body, refused=lambda: metrics.refused.labels("size").inc())
+    app.add_middleware(SecurityHeaders)  # added last, so outermost: the 413 of BodyLimit gets them too
 
     @app.exception_handler(ingest.ProblemError)
     async def _problem(_: Request, error: ingest.ProblemError) -> JSONResponse:
@@ -147,6 +176,22 @@ def create_app(config: ServiceConfig) -> FastAPI:
         log.info("request refused", path=request.url.path, status=error.status, reason=error.reason)
         kind = "unauthorized" if error.status == 401 else "forbidden"
         return JSONResponse(Problem(error=kind, detail=error.reason).model_dump(exclude_none=True), error.status)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(request: Request, error: HTTPException) -> JSONResponse:
+        """The router's 404 and 405, the analytics' 400s: the Problem shape like every other refusal."""
+        problem = Problem(error=_error_name(error.status_code), detail=_http_detail(request, error))
+        return JSONResponse(problem.model_dump(exclude_none=True), error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def _failed(_: Request, error: Exception) -> JSONResponse:
+        # Starlette re-raises the error after this answer, so the server still logs its traceback; the
+        # answer is sent from outside the middleware, hence the headers here.
+        detail = (
+            "the service failed on this request (its log says why): send it again later; an event_id makes that safe"
+        )
+        problem = Problem(error="internal_error", detail=detail)
+        return JSONResponse(problem.model_dump(exclude_none=True), 500, headers=SECURITY_HEADERS)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -166,7 +211,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             return await asyncio.to_thread(auth.check_bearer, config.engine, authorization, keys)
         signature = request.headers.get("x-journey-signature")
         if signature:
-            return auth.check_signature(signature, request.headers.get("x-journey-timestamp"), body)
+            timestamp = request.headers.get("x-journey-timestamp")
+            return auth.check_signature(webhook_keys, signature, timestamp, request.method, _target(request), body)
         raise auth.AuthError("no credentials: send 'Authorization: Bearer <api key>' or a signed body")
 
     def answered(answer: EventsAnswer) -> EventsAnswer:
@@ -238,8 +284,67 @@ def create_app(config: ServiceConfig) -> FastAPI:
     # Account analytics pages (issue 8) read the same database and need the same credentials as events.
     app.dependency_overrides[analytics_web.analytics_engine] = lambda: config.engine
     app.include_router(analytics_web.router, dependencies=[Depends(caller)], responses=_ANALYTICS_ANSWERS)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        page = get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=f"{app.title} - Swagger UI")
+        html = bytes(page.body).decode()
+        policy = _DOCS_POLICY.format(scripts=analytics_web.inline_scripts(html))
+        return HTMLResponse(html, headers={"content-security-policy": policy})
+
     _register_models(app)
     return app
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every answer; one the answer already has (a page's own policy) is kept."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error_name(status: int) -> str:
+    """'not_found', 'method_not_allowed', ...: the status's own phrase, as the other refusals name theirs."""
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"
+
+
+def _http_detail(request: Request, error: HTTPException) -> str:
+    try:
+        generic = error.detail == HTTPStatus(error.status_code).phrase
+    except ValueError:
+        generic = False
+    if generic and error.status_code == 404:
+        return "nothing is served at this path: the endpoints are listed at /docs and in /openapi.json"
+    if generic and error.status_code == 405:
+        allowed = (error.headers or {}).get("Allow", "")
+        return f"{request.method} is not allowed on this path: use {allowed or 'another method'}"
+    return str(error.detail)
+
+
+def _target(request: Request) -> str:
+    """The path as the request line sent it, percent-encoding untouched, then '?query' when there is one:
+    what a webhook signature covers."""
+    path: bytes = request.scope.get("raw_path") or request.scope["path"].encode()
+    query: bytes = request.scope.get("query_string", b"")
+    return (path + b"?" + query if query else path).decode("latin-1")
 
 
 def _register_models(app: FastAPI) -> None:
@@ -274,8 +379,12 @@ async def _form_fields(request: Request, body: bytes) -> dict[str, Any]:
         except UnicodeDecodeError:
             raise ingest.ProblemError(422, "invalid_body", "the form body is not UTF-8 text") from None
     if kind == "multipart/form-data":
-        form = await request.form()
-        return {name: value for name, value in form.items() if isinstance(value, str)}
+        try:
+            async with request.form() as form:  # closes the files' spooled temporary files on the way out
+                return {name: value for name, value in form.items() if isinstance(value, str)}
+        except (HTTPException, MultiPartException) as error:  # Starlette raises the former inside an app
+            reason = error.detail if isinstance(error, HTTPException) else error.message
+            raise ingest.ProblemError(422, "invalid_body", f"the multipart body cannot be read: {reason}") from None
     if kind in ("application/json", ""):
         data = ingest.read_json(body)
         if not isinstance(data, dict):

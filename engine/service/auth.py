@@ -1,10 +1,17 @@
-"""Who may send events: API keys (stored as SHA-256 hashes, shown once) and HMAC-signed webhook bodies.
+"""Who may send events: API keys (stored as SHA-256 hashes, shown once) and HMAC-signed webhook requests.
 
 Keys are 160 random bits, so a plain SHA-256 is enough to store them (a slow password hash protects
 guessable secrets, not random ones) and lets every request be checked with one primary-key lookup.
-A signed webhook proves the body: `X-Journey-Signature: sha256=<hex HMAC-SHA256(secret, timestamp + "." +
-body)>` with `X-Journey-Timestamp: <unix seconds>`; a timestamp more than five minutes away is refused so a
-captured request cannot be replayed later.
+A signed webhook proves the whole request, not just its body:
+
+    X-Journey-Timestamp: <unix seconds>
+    X-Journey-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<METHOD>.<path?query>.<raw body>")>
+
+where timestamp is the header's text, METHOD the request method in capitals and path?query the path as
+sent, percent-encoding untouched, followed by `?` and the query string when there is one. A signature
+therefore holds for one method, path and query: a captured form post cannot be replayed to another form
+or read the analytics. A timestamp more than five minutes away is refused so it cannot be replayed later
+either.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,10 +29,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from engine.db import ApiKey, utcnow
+from engine.tracking import check_secret
 
 KEY_PREFIX = "jk_"
 SIGNATURE_WINDOW_SECONDS = 300
 WEBHOOK_SECRET_ENV = "JOURNEY_WEBHOOK_SECRET"
+SIGNED = "<timestamp>.<METHOD>.<path?query>.<raw body>"
+# Unix seconds in ASCII digits: int() would also take '²' or Arabic digits, and 400 digits overflow a float.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 class AuthError(Exception):
@@ -128,36 +140,71 @@ class KeyCache:
 
 
 def webhook_secrets() -> list[bytes]:
-    """JOURNEY_WEBHOOK_SECRET; several, comma-separated, while a secret is being rotated."""
+    """JOURNEY_WEBHOOK_SECRET; several, comma-separated, while a secret is being rotated. ValueError when
+    one is too short to sign with, so the service refuses to start rather than accept guessable signatures."""
     raw = os.environ.get(WEBHOOK_SECRET_ENV, "")
-    return [part.strip().encode() for part in raw.split(",") if part.strip()]
+    found = [part.strip().encode() for part in raw.split(",") if part.strip()]
+    for number, secret in enumerate(found, 1):
+        check_secret(WEBHOOK_SECRET_ENV if len(found) == 1 else f"{WEBHOOK_SECRET_ENV} (secret {number})", secret)
+    return found
 
 
-def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+def signed_text(timestamp: int | str, method: str, target: str, body: bytes) -> bytes:
+    """What a sender signs: `<timestamp>.<METHOD>.<path?query>.<raw body>` (see the module's docstring).
+    The target is ASCII on the wire; latin-1 gives back the exact bytes of whatever arrived."""
+    return f"{timestamp}.{method.upper()}.{target}.".encode("latin-1") + body
+
+
+def sign(secret: bytes, timestamp: int | str, method: str, target: str, body: bytes) -> str:
     """The `X-Journey-Signature` value a sender computes (and tests use)."""
-    return "sha256=" + hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return _signature(secret, signed_text(timestamp, method, target, body)).decode()
 
 
-def check_signature(signature: str, timestamp: str | None, body: bytes, now: float | None = None) -> Caller:
-    """The webhook signature holds for this body and was made within the last five minutes."""
-    keys = webhook_secrets()
+def _signature(secret: bytes, message: bytes) -> bytes:
+    return b"sha256=" + hmac.new(secret, message, hashlib.sha256).hexdigest().encode()
+
+
+def check_signature(
+    keys: list[bytes],
+    signature: str,
+    timestamp: str | None,
+    method: str,
+    target: str,
+    body: bytes,
+    now: float | None = None,
+) -> Caller:
+    """The signature holds for this method, target and body under one of `keys`, and was made within the
+    last five minutes. `target` is the path as received, plus `?query` when there is one."""
     if not keys:
         raise AuthError(f"signed webhooks are off: set {WEBHOOK_SECRET_ENV} on the server, or send an API key")
-    if timestamp is None or not timestamp.strip().isdigit():
-        raise AuthError("a signed request needs X-Journey-Timestamp: the unix time in seconds it was signed at")
-    moment = int(timestamp.strip())
+    stamp = (timestamp or "").strip()
+    if not _TIMESTAMP.fullmatch(stamp):
+        raise AuthError(
+            "a signed request needs X-Journey-Timestamp: the unix time in seconds it was signed at, "
+            f"in ASCII digits (e.g. {int(time.time())})"
+        )
+    moment = int(stamp)
     skew = abs((now if now is not None else time.time()) - moment)
     if skew > SIGNATURE_WINDOW_SECONDS:
         raise AuthError(
             f"X-Journey-Timestamp is {skew:.0f} s away from the server's clock (allowed: "
             f"{SIGNATURE_WINDOW_SECONDS} s): sign each request when sending it"
         )
-    if not signature.startswith("sha256="):
-        raise AuthError("X-Journey-Signature must be 'sha256=<hex HMAC-SHA256 of timestamp.body>'")
-    given = signature.strip().encode("utf-8", "replace")  # header text may hold anything; compare bytes
-    if not any(hmac.compare_digest(sign(key, moment, body).encode(), given) for key in keys):
-        raise AuthError("X-Journey-Signature does not match the body: sign '<timestamp>.<raw body>'")
-    return Caller("signature", "webhook")
+    given = signature.strip()
+    if not given.startswith("sha256="):
+        raise AuthError(f"X-Journey-Signature must be 'sha256=<hex HMAC-SHA256 of {SIGNED}>'")
+    given_bytes = given.encode("utf-8", "replace")  # header text may hold anything; compare bytes
+    message = signed_text(stamp, method, target, body)
+    if any(hmac.compare_digest(_signature(key, message), given_bytes) for key in keys):
+        return Caller("signature", "webhook")
+    here = f"here '{stamp}.{method.upper()}.{target}.' followed by the raw body"
+    old_form = stamp.encode() + b"." + body  # what senders signed before method and target were
+    if any(hmac.compare_digest(_signature(key, old_form), given_bytes) for key in keys):
+        raise AuthError(
+            "X-Journey-Signature signs '<timestamp>.<raw body>', the old form, which held for any method and "
+            f"path: sign '{SIGNED}' instead, {here}"
+        )
+    raise AuthError(f"X-Journey-Signature does not match this request: sign '{SIGNED}', {here}")
 
 
 def _aware(moment: datetime) -> datetime:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shlex
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +25,8 @@ DEV_KEY_NAME = "journey dev"
 def configure(http_port: int) -> None:
     """Tracked links in dev emails point at the local service; values already set are kept."""
     os.environ.setdefault(PUBLIC_URL_ENV, f"http://localhost:{http_port}")
-    os.environ.setdefault(SECRET_ENV, "dev-tracking-secret")
+    # A fresh random secret per run (none is kept in the repo): links in emails of an earlier run stop working.
+    os.environ.setdefault(SECRET_ENV, secrets.token_urlsafe(32))
 
 
 def curl_line(engine: Engine, url: str, key: str, skip: int) -> str | None:

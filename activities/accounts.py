@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -105,22 +105,27 @@ class AccountActivities:
         await asyncio.to_thread(self._record, step)
 
     def _record(self, step: StepRecord) -> None:
-        self._write_once(
-            ActivityEvent(
-                key=engine_key(step.key),
-                type=step.type,
-                account_id=step.account_id,
-                journey_id=step.journey_id,
-                node_id=step.node_id,
-                payload={
-                    "version": step.version,
-                    "node_type": step.node_type,
-                    "visit": step.visit,
-                    "branch": step.branch,
-                },
-                occurred_at=step.occurred_at,
-            )
-        )
+        self._write_once(_step_row(step))
+
+    @activity.defn(name="record_steps")
+    @heartbeating
+    async def record_steps(self, steps: list[StepRecord]) -> None:
+        """Write a batch of nodes entered / left (all the journey did since it last waited), each row once."""
+        await asyncio.to_thread(self._record_all, steps)
+
+    def _record_all(self, steps: list[StepRecord]) -> None:
+        rows = [_step_row(step) for step in steps]
+        with Session(self.engine) as session:
+            keys = [row.key for row in rows]
+            written = set(session.exec(select(ActivityEvent.key).where(col(ActivityEvent.key).in_(keys))).all())
+            session.add_all(row for row in rows if row.key not in written)  # by an earlier attempt
+            try:
+                session.commit()
+                return
+            except IntegrityError:
+                session.rollback()
+        for row in rows:  # an attempt racing this one: row by row, each once
+            self._write_once(row)
 
     def _write_once(self, event: ActivityEvent) -> None:
         with Session(self.engine) as session:
@@ -158,3 +163,20 @@ def _number(value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ApplicationError(f"cannot add to '{value}': it is not a number", type="NotANumber", non_retryable=True)
     return float(value)
+
+
+def _step_row(step: StepRecord) -> ActivityEvent:
+    return ActivityEvent(
+        key=engine_key(step.key),
+        type=step.type,
+        account_id=step.account_id,
+        journey_id=step.journey_id,
+        node_id=step.node_id,
+        payload={
+            "version": step.version,
+            "node_type": step.node_type,
+            "visit": step.visit,
+            "branch": step.branch,
+        },
+        occurred_at=step.occurred_at,
+    )

@@ -108,7 +108,7 @@ async def worker(
         client,
         task_queue=task_queue,
         workflows=[workflow],
-        activities=[accounts.load_account, accounts.record_step, email.send_email],
+        activities=[accounts.load_account, accounts.record_step, accounts.record_steps, email.send_email],
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_cached_workflows=n + 200,
         max_concurrent_workflow_tasks=200,

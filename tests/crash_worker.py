@@ -65,6 +65,7 @@ async def main() -> None:
             accounts.load_account,
             accounts.update_account,
             accounts.record_step,
+            accounts.record_steps,
             groups.assign,
             groups.load,
             *dying,

@@ -48,6 +48,7 @@ async def running_worker(
             accounts.load_account,
             accounts.update_account,
             accounts.record_step,
+            accounts.record_steps,
             accounts.record_operator_action,
             email.send_email,
             services.call_service,

@@ -7,6 +7,7 @@ from the moment the account enters it.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 from typing import Any
 
@@ -58,6 +59,11 @@ LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
 WAITING_TYPES = LISTENING_TYPES | {"wait"}
 EARLY_EVENTS_KEPT = 100
 EARLY_EVENTS_PATCH = "events-from-the-step-before"
+# Node entered/left rows go to the event log in one activity whenever the account is about to wait (and at
+# the end), not one activity per edge: 12 of the reference journey's 14.5 activity calls were record_step.
+# Workflows started before keep writing one row per activity (tests/histories replay them).
+STEP_BATCH_PATCH = "step-records-in-batches"
+STEPS_KEPT = 50  # written at once beyond this many, so a long run of non-waiting nodes stays bounded
 # Events that can change a buying group's completeness: a wait_for_completeness node re-checks on them.
 GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned"})
 EMAIL_RETRY = RetryPolicy(
@@ -102,6 +108,8 @@ class JourneyWorkflow(OperatorUpdates):
         try:
             return await self._walk(journey)
         except ActivityError as error:
+            with contextlib.suppress(ActivityError):  # the failing node's steps still reach the log
+                await self._flush_steps()
             position = self._state.position if self._state is not None else journey.plan.start
             raise ApplicationError(
                 f"journey '{journey.plan.journey}' account '{journey.account_id}' node '{position}': {_cause(error)}",
@@ -127,6 +135,7 @@ class JourneyWorkflow(OperatorUpdates):
             exit_ = await self._run_node(node, visit)
             await self._record("node_left", node, visit, exit_.branch)
             if exit_.target is None:
+                await self._flush_steps()
                 # An operator's cancel or skip answers from its update handler after its log activity: the run
                 # must not end under it (Temporal warns TMPRL1102 and the caller may get no answer).
                 if not workflow.all_handlers_finished():
@@ -156,6 +165,7 @@ class JourneyWorkflow(OperatorUpdates):
         if self._current().paused is None or self._interrupt is not None:
             return  # a skip or cancel moves even a paused account
         self._show_waiting(node, visibility.PAUSED)
+        await self._flush_steps()
         await workflow.wait_condition(lambda: self._current().paused is None or self._interrupt is not None)
         self._show_waiting(node, details.waiting_for(node))
 
@@ -302,6 +312,9 @@ class JourneyWorkflow(OperatorUpdates):
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 return self._edge(node, "on_timeout")
+            await self._flush_steps()
+            if self._inbox:
+                continue  # arrived while the steps were written
             try:
                 await workflow.wait_condition(
                     lambda: bool(self._inbox) or self._continue_as_new_due() or self._interrupt is not None,
@@ -327,6 +340,7 @@ class JourneyWorkflow(OperatorUpdates):
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 return self._edge(node, "on_timeout")
+            await self._flush_steps()
             try:
                 await workflow.wait_condition(
                     lambda: self._group_changed() or self._continue_as_new_due() or self._interrupt is not None,
@@ -499,6 +513,10 @@ class JourneyWorkflow(OperatorUpdates):
         """Sleep until `deadline`, continuing as new on the way when the history asks for it."""
         summary = what or node_summary(node)
         while (remaining := deadline - workflow.now()) > timedelta(0):
+            await self._flush_steps()
+            remaining = deadline - workflow.now()
+            if remaining <= timedelta(0):
+                return
             try:
                 await workflow.wait_condition(
                     lambda: self._continue_as_new_due() or self._interrupt is not None,
@@ -519,6 +537,7 @@ class JourneyWorkflow(OperatorUpdates):
         return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
 
     async def _continue_as_new(self, resume_inside: bool = False) -> None:
+        await self._flush_steps()
         await workflow.wait_condition(workflow.all_handlers_finished)
         state = self._current().model_copy(
             update={"resumed": resume_inside, "inbox": list(self._inbox), "seen_event_ids": self._recent_ids()}
@@ -549,6 +568,7 @@ class JourneyWorkflow(OperatorUpdates):
         return account
 
     async def _record(self, kind: StepKind, node: NodeBase, visit: int, branch: str | None = None) -> None:
+        """Log a node entered or left, with the exact time; written with the next batch (see _flush_steps)."""
         plan = self._plan()
         step = StepRecord(
             key=f"{self._key(node, visit)}/{kind}",
@@ -562,6 +582,11 @@ class JourneyWorkflow(OperatorUpdates):
             branch=branch,
             occurred_at=workflow.now(),
         )
+        if workflow.patched(STEP_BATCH_PATCH):
+            self._steps.append(step)
+            if len(self._steps) >= STEPS_KEPT:
+                await self._flush_steps()
+            return
         await workflow.execute_activity(
             "record_step",
             step,
@@ -569,6 +594,21 @@ class JourneyWorkflow(OperatorUpdates):
             heartbeat_timeout=HEARTBEAT,
             retry_policy=DB_RETRY,
             summary=f"log {kind} {node.id}",
+        )
+
+    async def _flush_steps(self) -> None:
+        """Write the steps logged since the last batch, before the account waits, continues as new or ends:
+        whoever reads the event log then sees where every account is."""
+        if not self._steps:
+            return
+        steps, self._steps = self._steps, []
+        await workflow.execute_activity(
+            "record_steps",
+            steps,
+            start_to_close_timeout=QUICK,
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=DB_RETRY,
+            summary=f"log {len(steps)} steps, up to {steps[-1].type} {steps[-1].node_id}",
         )
 
 

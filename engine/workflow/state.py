@@ -13,7 +13,7 @@ from temporalio.exceptions import ApplicationError
 
 from engine.language.model import NodeBase
 from engine.workflow import details, visibility
-from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState
+from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState, StepRecord
 
 QUICK = timedelta(seconds=30)
 # Every activity heartbeats while it works (activities/keepalive.py): a worker killed mid-activity is noticed
@@ -49,6 +49,7 @@ class JourneyBase:
         self._interrupt: Exit | None = None
         self._cancelled: str | None = None
         self._shown: dict[str, object] = {}  # search attributes as last written by this run
+        self._steps: list[StepRecord] = []  # node entered/left rows not yet written (see _flush_steps)
 
     # --- what operators see ---------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from handwritten_journey import SUBJECT, TEMPLATE
@@ -20,7 +21,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.accounts import AccountActivities
 from activities.delivery import OutboxFileDelivery
 from activities.email import EmailActivities
-from engine.db import Account, ActivityEvent, Person
+from engine.db import Account, ActivityEvent, Person, engine_key
 from engine.language.compiler import compile_file
 from engine.language.plan import Plan
 from engine.runtime import temporal
@@ -126,7 +127,7 @@ def entered_wait(engine: Engine, label: str, after: int) -> list[tuple[int, str]
             col(ActivityEvent.id) > after,
             ActivityEvent.type == "node_entered",
             ActivityEvent.node_id == "wait_demo",
-            col(ActivityEvent.key).startswith(f"bench/{label}/"),
+            col(ActivityEvent.key).startswith(engine_key(f"bench/{label}/")),
         )
         return [(row_id or 0, account or "") for row_id, account in session.exec(query)]
 
@@ -147,3 +148,43 @@ def server_pid(database: Path) -> int:
             if entry.name.isdigit() and str(database).encode() in (entry / "cmdline").read_bytes():
                 return int(entry.name)
     return -1
+
+
+@dataclass
+class HistoryStats:
+    """Per account, from the workflows' histories: what the server stores and what Temporal Cloud bills."""
+
+    events: float
+    bytes: float
+    activities: float
+    actions: float
+
+
+# History events Temporal Cloud bills as actions: the start, each activity scheduled, timer, signal,
+# search-attribute upsert, marker (patches, side effects), continue-as-new (the next run's start) and
+# properties change. Queries are billed too: the driver's are added by the caller.
+BILLED = (
+    "workflow_execution_started_event_attributes",
+    "activity_task_scheduled_event_attributes",
+    "timer_started_event_attributes",
+    "workflow_execution_signaled_event_attributes",
+    "upsert_workflow_search_attributes_event_attributes",
+    "marker_recorded_event_attributes",
+    "workflow_execution_continued_as_new_event_attributes",
+    "workflow_properties_modified_event_attributes",
+)
+
+
+async def history_stats(client: Client, workflow_ids: list[str]) -> HistoryStats:
+    """Averages over the given (finished) workflows' histories."""
+    events = size = activities = actions = 0
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        events += len(history.events)
+        size += sum(event.ByteSize() for event in history.events)
+        for event in history.events:
+            kind = event.WhichOneof("attributes")
+            activities += kind == "activity_task_scheduled_event_attributes"
+            actions += kind in BILLED
+    count = max(len(workflow_ids), 1)
+    return HistoryStats(events / count, size / count, activities / count, actions / count)

@@ -7,14 +7,14 @@ re-entry is decided from the event log's `journey_entered` records).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -29,6 +29,7 @@ from engine.workflow.contracts import JourneyInput, JourneySettings
 from engine.workflow.launcher import LauncherInput
 
 CONCURRENT_STARTS = 20
+ENTRY_BATCH = 200  # journey_entered rows written together as starts complete
 
 
 @dataclass
@@ -108,16 +109,29 @@ async def publish(
     store_version(engine, plan)
     to_start, excluded = await asyncio.to_thread(audience, engine, plan)
     summary = PublishSummary(plan.journey, plan.version, len(to_start) + len(excluded), excluded_by_reentry=excluded)
+    # The database work around the starts is done in bulk, so publishing goes at the server's start rate:
+    # names and owners read at once, memberships written before any start (see JourneyAccount), entries
+    # written in batches as the starts complete.
+    shown = await asyncio.to_thread(_names_and_owners, engine, to_start)
+    await asyncio.to_thread(_remember_members, engine, plan.journey, to_start)
     limit = asyncio.Semaphore(CONCURRENT_STARTS)
+    entries: list[tuple[str, str]] = []
 
     async def start_one(account_id: str) -> None:
         async with limit:
-            started = await start_journey(client, engine, plan, account_id, settings, task_queue)
-            (summary.started if started else summary.already_running).append(account_id)
+            name, owner = shown.get(account_id, (None, None))
+            run = await _start(client, plan, account_id, settings or JourneySettings(), task_queue, name, owner)
+            (summary.started if run else summary.already_running).append(account_id)
+            if run:
+                entries.append((account_id, run))
+            if len(entries) >= ENTRY_BATCH:
+                batch, entries[:] = list(entries), []
+                await asyncio.to_thread(_record_entries, engine, plan, batch)
             if progress is not None:
                 progress(1)
 
     await asyncio.gather(*(start_one(account_id) for account_id in to_start))
+    await asyncio.to_thread(_record_entries, engine, plan, entries)
     summary.started.sort()
     summary.already_running.sort()
     return summary
@@ -132,13 +146,30 @@ async def start_journey(
     task_queue: str = temporal.TASK_QUEUE,
 ) -> bool:
     """Start one account; False when its journey is already running."""
+    name, owner = (await asyncio.to_thread(_names_and_owners, engine, [account_id])).get(account_id, (None, None))
+    await asyncio.to_thread(_remember_members, engine, plan.journey, [account_id])  # before: see JourneyAccount
+    run = await _start(client, plan, account_id, settings or JourneySettings(), task_queue, name, owner)
+    if run is None:
+        return False
+    await asyncio.to_thread(_record_entries, engine, plan, [(account_id, run)])
+    return True
+
+
+async def _start(
+    client: Client,
+    plan: Plan,
+    account_id: str,
+    settings: JourneySettings,
+    task_queue: str,
+    name: str | None,
+    owner: str | None,
+) -> str | None:
+    """The started run as '<workflow id>/<run id>', or None when the account's journey is already running."""
     workflow_id = temporal.workflow_id(plan.journey, account_id)
-    name, owner = await asyncio.to_thread(_name_and_owner, engine, account_id)
-    await asyncio.to_thread(_remember_member, engine, plan.journey, account_id)  # before: see JourneyAccount
     try:
         handle = await client.start_workflow(
             "Journey",
-            JourneyInput(plan=plan, account_id=account_id, settings=settings or JourneySettings()),
+            JourneyInput(plan=plan, account_id=account_id, settings=settings),
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
@@ -147,9 +178,8 @@ async def start_journey(
             static_details=details.static_details(plan, account_id, owner),
         )
     except WorkflowAlreadyStartedError:
-        return False
-    await asyncio.to_thread(_record_entry, engine, plan, account_id, f"{workflow_id}/{handle.result_run_id}")
-    return True
+        return None
+    return f"{workflow_id}/{handle.result_run_id}"
 
 
 async def start_launcher(client: Client, plan: Plan, task_queue: str = temporal.TASK_QUEUE) -> bool:
@@ -168,6 +198,29 @@ async def start_launcher(client: Client, plan: Plan, task_queue: str = temporal.
     return True
 
 
+def _chunks(items: Sequence[str], size: int = 1000) -> list[Sequence[str]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+def _remember_members(engine: Engine, journey_id: str, account_ids: Sequence[str]) -> None:
+    """The accounts' membership in the journey, written before their workflows start (see JourneyAccount)."""
+    for chunk in _chunks(account_ids):
+        with Session(engine) as session:
+            query = select(JourneyAccount.account_id).where(
+                JourneyAccount.journey_id == journey_id, col(JourneyAccount.account_id).in_(chunk)
+            )
+            known = set(session.exec(query).all())
+            session.add_all(
+                JourneyAccount(journey_id=journey_id, account_id=account) for account in chunk if account not in known
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent publish remembered some first: one by one, each once
+                session.rollback()
+                for account in chunk:
+                    _remember_member(engine, journey_id, account)
+
+
 def _remember_member(engine: Engine, journey_id: str, account_id: str) -> None:
     with Session(engine) as session:
         if session.get(JourneyAccount, (journey_id, account_id)) is not None:
@@ -179,15 +232,22 @@ def _remember_member(engine: Engine, journey_id: str, account_id: str) -> None:
             session.rollback()
 
 
-def _name_and_owner(engine: Engine, account_id: str) -> tuple[str | None, str | None]:
-    with Session(engine) as session:
-        account = session.get(Account, account_id)
-        return (account.name, account.owner_email) if account is not None else (None, None)
+def _names_and_owners(engine: Engine, account_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
+    """What the Temporal UI shows of each account (its name, its owner), read in bulk."""
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for chunk in _chunks(account_ids):
+        with Session(engine) as session:
+            query = select(Account.id, Account.name, Account.owner_email).where(col(Account.id).in_(chunk))
+            found.update({account: (name, owner) for account, name, owner in session.exec(query).all()})
+    return found
 
 
-def _record_entry(engine: Engine, plan: Plan, account_id: str, run: str) -> None:
+def _record_entries(engine: Engine, plan: Plan, entries: Sequence[tuple[str, str]]) -> None:
+    """`journey_entered` rows of started runs ('<workflow id>/<run id>'), in one transaction."""
+    if not entries:
+        return
     with Session(engine) as session:
-        session.add(
+        session.add_all(
             ActivityEvent(
                 key=engine_key(run, "entered"),
                 type="journey_entered",
@@ -195,5 +255,6 @@ def _record_entry(engine: Engine, plan: Plan, account_id: str, run: str) -> None
                 journey_id=plan.journey,
                 payload={"version": plan.version},
             )
+            for account_id, run in entries
         )
         session.commit()

@@ -25,7 +25,7 @@ async def main() -> None:
     log = structlog.get_logger("worker")
     engine = make_engine()
     init_db(engine)
-    client = await temporal.connect()
+    client = await temporal.connect(engine=engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

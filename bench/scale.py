@@ -91,7 +91,7 @@ async def main(count: int) -> None:
         plan = compile_file(folder / "journey" / "bench-scale.yaml")
         home = folder / "temporal"
         async with dev_server(home, free_port(), free_port()) as address:
-            client = await temporal.connect(address)
+            client = await temporal.connect(address, engine=engine)
             await search_attributes.register(client)
             raw = await raw_starts(client, count)
             print(f"raw starts: {raw:.0f}/s", flush=True)

@@ -177,7 +177,7 @@ async def run_round(folder: Path, engine: Engine, side: Side, ids: list[str], la
     home = folder / f"temporal-{label}"
     try:
         async with dev_server(home, free_port(), free_port()) as address:
-            client = await temporal.connect(address)
+            client = await temporal.connect(address, engine=engine)
             async with worker(client, engine, folder / "outbox", side.task_queue, side.workflow_class, len(ids)):
                 server = server_pid(home / "temporal.db")
                 await drive(client, engine, side, ids[:20], f"warmup-{label}", server)

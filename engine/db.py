@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, event
 from sqlalchemy.engine import Dialect, Engine, make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
@@ -215,6 +215,17 @@ class JourneyAccount(SQLModel, table=True):
     journey_id: str = Field(primary_key=True)
     account_id: str = Field(primary_key=True, index=True)
     first_started_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class PayloadBlob(SQLModel, table=True):
+    """A large value of Temporal payloads (a journey's Plan, an email template), stored once and referred to by
+    its SHA-256 from every history that carries it (engine/runtime/payloads.py). Content-addressed: never
+    changed, only added."""
+
+    __tablename__ = "payload_blob"
+    digest: str = Field(primary_key=True, max_length=64, description="SHA-256 of data, hex")
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _when(nullable=False, default=utcnow)
 
 
 class JourneyVersion(SQLModel, table=True):

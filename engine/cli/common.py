@@ -96,12 +96,13 @@ def one_plan(file: Path) -> Plan:
     return result.plans[0]
 
 
-async def client() -> Client:
-    """A Temporal client from the environment, or a message saying how to start or point at Temporal."""
+async def client(engine: Engine | None = None) -> Client:
+    """A Temporal client from the environment, or a message saying how to start or point at Temporal. With the
+    journey database, large payloads (Plans) are stored there once instead of in every history."""
     from engine.runtime import temporal
 
     try:
-        return await temporal.connect()
+        return await temporal.connect(engine=engine)
     except RuntimeError as error:
         print(
             f"journey: cannot reach Temporal ({error}): start it with `journey dev`, or set "

@@ -15,6 +15,9 @@ import typer
 from engine.cli.common import client, database, err, markup_free, one_plan, out, run_async
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from temporalio.client import Client
+
     from engine.language.plan import Plan
 
 
@@ -53,13 +56,18 @@ def publish_command(
 
 
 async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
+    with database() as engine:
+        temporal_client = await client(engine)
+        return await _publish_with(temporal_client, engine, plan, quiet)
+
+
+async def _publish_with(temporal_client: Client, engine: Engine, plan: Plan, quiet: bool) -> dict[str, Any]:
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from engine.runtime import publish, search_attributes
 
-    temporal_client = await client()
     if missing := await search_attributes.missing(temporal_client):
         # Journeys would start and then fail every workflow task on their first search-attribute write.
         print(
@@ -68,15 +76,14 @@ async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
             file=sys.stderr,
         )
         raise typer.Exit(1)
-    with database() as engine:
-        to_start, _ = await asyncio.to_thread(publish.audience, engine, plan)
-        columns = (TextColumn("starting {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=err(), disable=quiet) as progress:
-            task = progress.add_task(plan.journey, total=len(to_start))
-            summary = await publish.publish(
-                temporal_client, engine, plan, progress=lambda done: progress.advance(task, done)
-            )
-        await publish.start_launcher(temporal_client, plan)
+    to_start, _ = await asyncio.to_thread(publish.audience, engine, plan)
+    columns = (TextColumn("starting {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err(), disable=quiet) as progress:
+        task = progress.add_task(plan.journey, total=len(to_start))
+        summary = await publish.publish(
+            temporal_client, engine, plan, progress=lambda done: progress.advance(task, done)
+        )
+    await publish.start_launcher(temporal_client, plan)
     return {
         "journey": summary.journey,
         "version": summary.version,

@@ -170,7 +170,7 @@ async def _run_stack(
 ) -> None:
     async with dev_server(home, port, ui_port) as address:
         os.environ.setdefault("TEMPORAL_ADDRESS", address)
-        client = await temporal.connect(address)
+        client = await temporal.connect(address, engine=engine)
         async with running_worker(client, engine, delivery_from_env()):
             lines, demo = await publish_examples(client, engine, journeys)
             for line in lines:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
@@ -36,8 +38,12 @@ def sandbox_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=restrictions)
 
 
-async def connect(address: str | None = None, namespace: str | None = None) -> Client:
+async def connect(address: str | None = None, namespace: str | None = None, engine: Engine | None = None) -> Client:
     """A client from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE, with TLS or an API key for Temporal Cloud.
+
+    With the journey database (`engine`), large payload values (Plans, templates) are stored there once and
+    histories carry their keys (engine/runtime/payloads.py): workers and publishers pass it; a client without
+    it still reads and writes plain payloads.
 
     TEMPORAL_API_KEY (Temporal Cloud API key) implies TLS; TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY are
     paths to a client certificate (mTLS); TEMPORAL_TLS=true turns on TLS with the system's roots.
@@ -53,9 +59,12 @@ async def connect(address: str | None = None, namespace: str | None = None) -> C
         tls = True
     global connected
     connected = True
-    return await Client.connect(
-        address, namespace=namespace, api_key=api_key, tls=tls, data_converter=pydantic_data_converter
-    )
+    converter = pydantic_data_converter
+    if engine is not None:
+        from engine.runtime.payloads import ClaimCheckCodec
+
+        converter = dataclasses.replace(converter, payload_codec=ClaimCheckCodec(engine))
+    return await Client.connect(address, namespace=namespace, api_key=api_key, tls=tls, data_converter=converter)
 
 
 def _binary(name: str) -> str:

@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         Visit,
     )
     from engine.workflow.operator_updates import OperatorUpdates
-    from engine.workflow.state import DB_RETRY, HEARTBEAT, QUICK, Exit
+    from engine.workflow.state import DB_RETRY, HEARTBEAT, QUICK, Exit, shared_plan
 
 LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
 WAITING_TYPES = LISTENING_TYPES | {"wait"}
@@ -105,6 +105,7 @@ class JourneyWorkflow(OperatorUpdates):
 
     @workflow.run
     async def run(self, journey: JourneyInput) -> JourneyResult:
+        journey = journey.model_copy(update={"plan": shared_plan(journey.plan)})
         try:
             return await self._walk(journey)
         except ActivityError as error:

@@ -12,10 +12,27 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ApplicationError
 
 from engine.language.model import NodeBase
+from engine.language.plan import Plan
 from engine.workflow import details, visibility
 from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState, StepRecord
 
 QUICK = timedelta(seconds=30)
+# One parsed Plan per journey version for every workflow in this worker (this module is passed through the
+# sandbox): a Plan is immutable, and a copy per cached account cost ~200 KiB each.
+PLANS_SHARED = 64
+_plans: dict[tuple[str, str], Plan] = {}
+
+
+def shared_plan(plan: Plan) -> Plan:
+    """The worker's one instance of this journey version's Plan. The version is a hash of the Plan's content
+    (Plan.with_version), so the same key means the same content: replay-safe."""
+    key = (plan.journey, plan.version)
+    found = _plans.get(key)
+    if found is None:
+        if len(_plans) >= PLANS_SHARED:
+            del _plans[next(iter(_plans))]
+        _plans[key] = found = plan
+    return found
 # Every activity heartbeats while it works (activities/keepalive.py): a worker killed mid-activity is noticed
 # after this long and the activity retried elsewhere, instead of after its whole start-to-close timeout.
 HEARTBEAT = timedelta(seconds=10)

@@ -140,7 +140,7 @@ class _Compiler:
             if "type" not in raw:
                 self.fail(at, f"missing required key 'type' (one of {', '.join(NODE_MODELS)})", label)
                 continue
-            if node_type not in NODE_MODELS:
+            if not isinstance(node_type, str) or node_type not in NODE_MODELS:  # a list is not even hashable
                 hint = did_you_mean(str(node_type), NODE_MODELS)
                 self.fail((*at, "type"), f"unknown node type '{node_type}'{hint}", label)
                 continue
@@ -261,14 +261,14 @@ class _Compiler:
         if not _resolves_inside(file, folder):
             self.fail(self._at(node, "template"), _symlink_out(node.template, file), node.id)
             return
-        if not file.is_file():
+        if not _is_file(file):
             near = [str(path.relative_to(folder)) for path in folder.rglob("*.j2")]
             hint = did_you_mean(node.template, near)
             self.fail(self._at(node, "template"), f"template: '{node.template}' not found{hint}", node.id)
             return
         self._read_template(node, file, node.template)
         text_twin = node.template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
-        if text_twin != node.template and (folder / text_twin).is_file():
+        if text_twin != node.template and _is_file(folder / text_twin):
             if not _resolves_inside(folder / text_twin, folder):
                 self.fail(self._at(node, "template"), _symlink_out(text_twin, folder / text_twin), node.id)
                 return
@@ -331,7 +331,7 @@ class _Compiler:
         for node_id, (index, _) in self.raw_nodes.items():
             if node_id not in reached:
                 self.fail(("nodes", index), f"unreachable: no path from start '{start}' leads here", node_id)
-        types = {node_id: raw.get("type") for node_id, (_, raw) in self.raw_nodes.items()}
+        types = {node_id: str(raw.get("type")) for node_id, (_, raw) in self.raw_nodes.items()}
         ends = [node_id for node_id, node_type in types.items() if node_type == "end"]
         finishing = graph.reaching(ends, successors)
         order = [node_id for node_id in self.raw_nodes if node_id in reached]
@@ -385,6 +385,14 @@ class _Compiler:
             custom_account_attributes=sorted(self.account_fields - conditions.ACCOUNT_FIELDS),
         )
         return plan.with_version()
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, also False for a name the file system refuses (longer than 255 bytes: ENAMETOOLONG)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _resolves_inside(file: Path, folder: Path) -> bool:

@@ -362,9 +362,9 @@ class Condition:
         try:
             result = self._evaluate(**context)
         except ExpressionLimitError as error:
-            raise ExpressionLimitError(f"expression '{self.source}': {error}") from None
+            raise ExpressionLimitError(f"expression '{shown(self.source)}': {error}") from None
         except (TemplateError, TypeError, ValueError, ArithmeticError, ExpressionError, re2.error) as error:
-            raise ExpressionError(f"expression '{self.source}' failed: {error}") from error
+            raise ExpressionError(f"expression '{shown(self.source)}' failed: {error}") from error
         return bool(result) and not isinstance(result, Undefined)
 
 
@@ -388,6 +388,12 @@ def parse(source: str) -> nodes.Expr:
     if _depth(expression) > MAX_NESTING:
         raise ExpressionLimitError(f"nested more than {MAX_NESTING} levels deep: split it into simpler conditions")
     return expression
+
+
+def shown(source: str, limit: int = 120) -> str:
+    """An expression as quoted in a message: on one line, and cut short when long."""
+    flat = source.replace("\n", "\\n")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _check_bounds(source: str) -> None:
@@ -429,7 +435,7 @@ def check(source: str, scope: Scope) -> list[str]:
     try:
         expression = parse(source)
     except ExpressionError as error:
-        return [f"invalid expression '{source}': {error}"]
+        return [f"invalid expression '{shown(source)}': {error}"]
     return list(dict.fromkeys(_problems(expression, scope)))
 
 

@@ -43,10 +43,12 @@ class Issue:
     node: str | None = None
 
     def render(self) -> str:
+        """One line: a newline inside a quoted value is shown as \\n, so tools reading line by line see one problem."""
         where = f"{self.path}:{self.line}:{self.col}"
+        message = self.message.replace("\r", "\\r").replace("\n", "\\n")
         if self.node is not None:
-            return f"{where}: node '{self.node}': {self.message}"
-        return f"{where}: {self.message}"
+            return f"{where}: node '{self.node}': {message}"
+        return f"{where}: {message}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -43,7 +43,8 @@ def validate(
     try:
         return model.model_validate(data), []
     except ValidationError as error:
-        return None, [_issue(model, problem, source, at, node) for problem in error.errors(include_url=False)]
+        problems = error.errors(include_url=False)
+        return None, [_issue(model, problem, data, source, at, node) for problem in problems]
 
 
 def dotted(loc: tuple[str | int, ...]) -> str:
@@ -54,17 +55,16 @@ def dotted(loc: tuple[str | int, ...]) -> str:
     return text
 
 
-def _issue(model: type[BaseModel], problem: Any, source: SourceMap, at: PathKey, node: str | None) -> Issue:
-    loc: tuple[str | int, ...] = tuple(part for part in problem["loc"] if not _is_union_tag(part))
+def _issue(model: type[BaseModel], problem: Any, data: Any, source: SourceMap, at: PathKey, node: str | None) -> Issue:
+    loc = _in_data(problem["loc"], data)
     full = (*at, *loc)
     kind, value = problem["type"], problem.get("input")
     prefix = f"{dotted(loc)}: " if loc else ""
     if kind == "extra_forbidden":
         name = str(loc[-1])
         line, col = source.key(full)
-        return Issue(
-            source.path, line, col, f"unknown key '{name}'{did_you_mean(name, _fields_at(model, loc[:-1]))}", node
-        )
+        hint = did_you_mean(name, _fields_at(model, loc[:-1]))
+        return Issue(source.path, line, col, f"unknown key {_shown(name)}{hint}", node)
     if kind == "missing":
         line, col = source.value(full[:-1])
         where = f" in {dotted(loc[:-1])}" if len(loc) > 1 else ""
@@ -75,15 +75,15 @@ def _issue(model: type[BaseModel], problem: Any, source: SourceMap, at: PathKey,
     elif kind == "literal_error":
         expected = problem["ctx"]["expected"].replace(" or ", ", ")
         choices = [choice.strip(" '") for choice in expected.split(",")]
-        message = f"expected one of {expected}, got '{value}'{did_you_mean(str(value), choices)}"
+        message = f"expected one of {expected}, got {_shown(value)}{did_you_mean(str(value), choices)}"
     elif kind == "string_pattern_mismatch":
         pattern = problem["ctx"]["pattern"]
         allowed = _PATTERN_WORDS.get(pattern, "the allowed characters")
-        message = f"'{value}' is not allowed here: use {allowed} ({pattern})"
+        message = f"{_shown(value)} is not allowed here: use {allowed} ({pattern})"
     elif kind in ("too_short", "string_too_short"):
         message = "must not be empty"
     elif kind == "string_too_long":
-        message = f"'{value}' is too long (at most {problem['ctx']['max_length']} characters)"
+        message = f"{_shown(value)} is too long (at most {problem['ctx']['max_length']} characters)"
     elif kind in _EXPECTED:
         message = f"{_EXPECTED[kind]}, got {_shown(value)}"
     else:
@@ -93,15 +93,35 @@ def _issue(model: type[BaseModel], problem: Any, source: SourceMap, at: PathKey,
 
 
 def _shown(value: Any) -> str:
+    """The value in quotes, cut short when long: one problem stays one readable line."""
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"'{value}'"
+    text = str(value).replace("\n", "\\n").replace("\r", "\\r")
+    return f"'{text}'" if len(text) <= 60 else f"'{text[:40]}...{text[-12:]}' ({len(text):,} characters)"
+
+
+def _in_data(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
+    """pydantic's location without the names it adds for union members ('function-after[...]', 'str').
+
+    A part that leads into the data is kept whatever it looks like (a key may be called '[a]' or 'str');
+    one that does not is kept unless it looks like such a name (the key a 'missing' problem names).
+    """
+    kept: list[str | int] = []
+    current = data
+    for part in loc:
+        walks = (isinstance(current, dict) and part in current) or (
+            isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        )
+        if not walks and _is_union_tag(part):
+            continue
+        current = current[part] if walks else None
+        kept.append(part)
+    return tuple(kept)
 
 
 def _is_union_tag(part: str | int) -> bool:
-    # pydantic names union members in locations ('function-after[...]', 'str'): not part of the data.
     return isinstance(part, str) and ("[" in part or part in ("str", "int", "float", "bool", "none"))
 
 

@@ -19,12 +19,13 @@ from temporalio import workflow
 from engine.language.model import Recipients
 from engine.workflow.contracts import AccountRequest, JourneyEvent, JourneyResult, SendEmailRequest, SendEmailResult
 from engine.workflow.interpreter import EMAIL_RETRY
-from engine.workflow.state import DB_RETRY, HEARTBEAT, QUICK
+from engine.workflow.state import DB_RETRY, QUICK
 
 JOURNEY, NAME, VERSION = "bench-throughput", "Bench Throughput", "hand-written"
 SUBJECT = "Hello {{ account.name }}"
 TEMPLATE = "<p>Hi {{ person.first_name }}, news for {{ account.name }}.</p>\n"
 EMAIL_HEARTBEAT = timedelta(seconds=10)  # JourneySettings().email_heartbeat_timeout_seconds
+HEARTBEAT = timedelta(seconds=10)  # JourneySettings().activity_heartbeat_timeout_seconds
 
 
 @workflow.defn(name="HandWrittenJourney")

@@ -58,6 +58,9 @@ class JourneySettings(Contract):
 
     max_history_events: int = Field(10_000, description="continue-as-new beyond this many history events")
     email_heartbeat_timeout_seconds: float = 10.0
+    activity_heartbeat_timeout_seconds: float = Field(
+        10.0, description="how soon a worker that died mid-activity is noticed (every other activity)"
+    )
     path_kept: int = Field(50, description="visits kept in the state's path")
     seen_event_ids_kept: int = Field(1_000, description="event ids remembered for de-duplication")
     send_window_ignored: bool = Field(

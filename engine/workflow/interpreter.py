@@ -53,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         Visit,
     )
     from engine.workflow.operator_updates import OperatorUpdates
-    from engine.workflow.state import DB_RETRY, HEARTBEAT, QUICK, Exit, shared_plan
+    from engine.workflow.state import DB_RETRY, QUICK, Exit, shared_plan
 
 LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
 WAITING_TYPES = LISTENING_TYPES | {"wait"}
@@ -242,7 +242,7 @@ class JourneyWorkflow(OperatorUpdates):
                     self._group_request(node, visit),
                     result_type=HandoffResult,
                     start_to_close_timeout=timedelta(minutes=5),
-                    heartbeat_timeout=HEARTBEAT,
+                    heartbeat_timeout=self._heartbeat(),
                     retry_policy=EMAIL_RETRY,
                     summary="hand the buying group to sales",
                 )
@@ -373,7 +373,7 @@ class JourneyWorkflow(OperatorUpdates):
             self._group_request(node, visit),
             result_type=BuyingGroupSnapshot,
             start_to_close_timeout=timedelta(minutes=2),
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat(),
             retry_policy=DB_RETRY,
             summary="assign people to roles" if activity == "assign_buying_group" else "read the buying group",
         )
@@ -466,7 +466,7 @@ class JourneyWorkflow(OperatorUpdates):
                 "call_service",
                 request,
                 start_to_close_timeout=service.timeout + timedelta(seconds=5),
-                heartbeat_timeout=HEARTBEAT,
+                heartbeat_timeout=self._heartbeat(),
                 retry_policy=RetryPolicy(
                     maximum_attempts=service.retries + 1,
                     initial_interval=timedelta(seconds=1),
@@ -499,7 +499,7 @@ class JourneyWorkflow(OperatorUpdates):
             ),
             result_type=dict,
             start_to_close_timeout=QUICK,
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat(),
             retry_policy=DB_RETRY,
             summary=node_summary(node),
         )
@@ -562,7 +562,7 @@ class JourneyWorkflow(OperatorUpdates):
             AccountRequest(account_id=self._input_().account_id),
             result_type=dict,
             start_to_close_timeout=QUICK,
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat(),
             retry_policy=DB_RETRY,
             summary="read the account",
         )
@@ -592,7 +592,7 @@ class JourneyWorkflow(OperatorUpdates):
             "record_step",
             step,
             start_to_close_timeout=QUICK,
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat(),
             retry_policy=DB_RETRY,
             summary=f"log {kind} {node.id}",
         )
@@ -607,7 +607,7 @@ class JourneyWorkflow(OperatorUpdates):
             "record_steps",
             steps,
             start_to_close_timeout=QUICK,
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat(),
             retry_policy=DB_RETRY,
             summary=f"log {len(steps)} steps, up to {steps[-1].type} {steps[-1].node_id}",
         )

@@ -12,7 +12,7 @@ from temporalio import workflow
 from engine.language.model import NodeBase, Wait, WaitForCompleteness, WaitForEvent
 from engine.workflow import details, visibility
 from engine.workflow.contracts import OperatorLog, OperatorRequest, OperatorResult
-from engine.workflow.state import DB_RETRY, HEARTBEAT, QUICK, Exit, JourneyBase
+from engine.workflow.state import DB_RETRY, QUICK, Exit, JourneyBase
 
 
 class OperatorUpdates(JourneyBase):
@@ -114,7 +114,7 @@ class OperatorUpdates(JourneyBase):
                 occurred_at=workflow.now(),
             ),
             start_to_close_timeout=QUICK,
-            heartbeat_timeout=HEARTBEAT,
+            heartbeat_timeout=self._heartbeat(),
             retry_policy=DB_RETRY,
             summary=f"log {action} by {request.by}",
         )

@@ -33,9 +33,8 @@ def shared_plan(plan: Plan) -> Plan:
             del _plans[next(iter(_plans))]
         _plans[key] = found = plan
     return found
-# Every activity heartbeats while it works (activities/keepalive.py): a worker killed mid-activity is noticed
-# after this long and the activity retried elsewhere, instead of after its whole start-to-close timeout.
-HEARTBEAT = timedelta(seconds=10)
+
+
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
 # Workflows started before search attributes existed replay without them (tests/histories/before-visibility).
 VISIBILITY_PATCH = "search-attributes-and-operator-actions"
@@ -125,3 +124,8 @@ class JourneyBase:
 
     def _settings(self) -> Any:
         return self._input_().settings
+
+    def _heartbeat(self) -> timedelta:
+        """Every activity heartbeats while it works (activities/keepalive.py): a worker killed mid-activity is
+        noticed after this long and the activity retried elsewhere, not after its whole start-to-close."""
+        return timedelta(seconds=self._settings().activity_heartbeat_timeout_seconds)

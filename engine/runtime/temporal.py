@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.service import TLSConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -60,11 +61,25 @@ async def connect(address: str | None = None, namespace: str | None = None, engi
     global connected
     connected = True
     converter = pydantic_data_converter
+    if (codec := payload_codec(engine)) is not None:
+        converter = dataclasses.replace(converter, payload_codec=codec)
+    return await Client.connect(address, namespace=namespace, api_key=api_key, tls=tls, data_converter=converter)
+
+
+def payload_codec(engine: Engine | None = None) -> PayloadCodec | None:
+    """What every payload goes through on its way to Temporal: large values by reference when the journey
+    database is at hand (engine/runtime/payloads.py), then encryption when JOURNEY_PAYLOAD_KEY is set
+    (engine/runtime/encryption.py). Workers, publishers and the codec endpoint of `journey serve` use it."""
+    from engine.runtime.encryption import CodecChain, codec_from_env
+
+    codecs: list[PayloadCodec] = []
     if engine is not None:
         from engine.runtime.payloads import ClaimCheckCodec
 
-        converter = dataclasses.replace(converter, payload_codec=ClaimCheckCodec(engine))
-    return await Client.connect(address, namespace=namespace, api_key=api_key, tls=tls, data_converter=converter)
+        codecs.append(ClaimCheckCodec(engine))
+    if (encryption := codec_from_env()) is not None:
+        codecs.append(encryption)
+    return CodecChain(codecs) if codecs else None
 
 
 def _binary(name: str) -> str:

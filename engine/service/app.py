@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl
 import structlog
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -32,7 +34,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.analytics import web as analytics_web
 from engine.language.event_types import EventTypes
-from engine.service import auth, email_links, ingest
+from engine.runtime import temporal
+from engine.service import auth, codec, email_links, ingest
 from engine.service.limits import DEFAULT_MAX_BODY, BodyLimit
 from engine.service.metrics import CONTENT_TYPE, Metrics
 from engine.service.relay import MAX_BACKOFF, Relay, TemporalLink, parked_count, undelivered_count
@@ -41,6 +44,9 @@ from engine.service.writer import Writer
 from engine.tracking import Tokens
 
 log = structlog.get_logger("serve")
+
+
+CODEC_ORIGINS_ENV = "JOURNEY_CODEC_CORS_ORIGINS"  # e.g. the Temporal UI's origin, http://localhost:8233
 
 
 @dataclass
@@ -284,6 +290,17 @@ def create_app(config: ServiceConfig) -> FastAPI:
     # Account analytics pages (issue 8) read the same database and need the same credentials as events.
     app.dependency_overrides[analytics_web.analytics_engine] = lambda: config.engine
     app.include_router(analytics_web.router, dependencies=[Depends(caller)], responses=_ANALYTICS_ANSWERS)
+    # The codec endpoint for Temporal's UI and CLI: present when payloads are stored by reference or encrypted.
+    if (payload_codec := temporal.payload_codec(config.engine)) is not None:
+        app.include_router(codec.router(payload_codec), dependencies=[Depends(caller)], responses=_REFUSALS)
+        if origins := [o.strip() for o in os.environ.get(CODEC_ORIGINS_ENV, "").split(",") if o.strip()]:
+            app.add_middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=["POST"],
+                allow_headers=["authorization", "content-type", "x-namespace"],
+                allow_credentials=True,
+            )
 
     @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:

@@ -1,7 +1,8 @@
 """Recorded histories of the example journeys replay against today's workflow code without
 non-determinism errors. Record them with tests/histories/record.py. Older recordings stay in
-sub-folders (before-visibility/: before search attributes and operator actions, behind a patch) to
-prove workflows started by an earlier worker still replay."""
+sub-folders, each shape behind a patch, to prove workflows started by an earlier worker still replay:
+before-visibility/ (before search attributes and operator actions) and before-step-batches/ (one
+record_step activity per node edge)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 from support import WAIT_FOR_DEMO, add_account, write_journey
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from activities.delivery import OutboxFileDelivery
 from engine.cli import app as cli
-from engine.db import ActivityEvent
+from engine.db import ActivityEvent, init_db, make_engine
 from engine.language.model import EVENT_TYPES
 from engine.runtime import events, publish, temporal
 from engine.runtime.workers import running_worker
@@ -92,3 +92,52 @@ async def test_a_dead_relay_task_is_reported() -> None:
         await task
     assert _relay_state(task) == "stopped: ValueError: boom"
     assert _relay_state(None) == "not run here"
+
+
+async def test_two_relays_share_a_postgresql_backlog(
+    time_env: WorkflowEnvironment, tmp_path: Path, postgres_url: str
+) -> None:
+    """Two relays on one PostgreSQL database deliver every event once, each account's in the order stored
+    (issue 14: scale out the events path)."""
+    engine = make_engine(postgres_url)
+    SQLModel.metadata.drop_all(engine)  # the server lives for the session
+    init_db(engine)
+    try:
+        plan = write_journey(tmp_path, WAIT_FOR_DEMO, start="wait_demo", journey=f"shared-{uuid.uuid4().hex[:6]}")
+        accounts = [f"shared-{n}" for n in range(6)]
+        task_queue = f"test-{uuid.uuid4()}"
+        async with running_worker(time_env.client, engine, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
+            for account in accounts:
+                add_account(engine, account)
+                assert await publish.start_journey(time_env.client, engine, plan, account, task_queue=task_queue)
+            sent = {account: [f"{account}-visit-{n}" for n in range(25)] for account in accounts}
+            for n in range(25):
+                for account in accounts:
+                    events.record(engine, "web_visit", account, None, {"url": f"/{n}"}, sent[account][n])
+
+            async def connect() -> Client:
+                return time_env.client
+
+            relays = [Relay(engine, TemporalLink(connect), EVENT_TYPES, claimed=2) for _ in range(2)]
+
+            async def drain(relay: Relay) -> int:
+                delivered = 0
+                while undelivered_count(engine, EVENT_TYPES):
+                    delivered += await relay.deliver_pending()
+                return delivered
+
+            counts = await asyncio.wait_for(asyncio.gather(*(drain(relay) for relay in relays)), 60)
+            assert sum(counts) == 150 and all(counts), counts  # both relays took a share
+            for account in accounts:
+                history = await time_env.client.get_workflow_handle(
+                    temporal.workflow_id(plan.journey, account)
+                ).fetch_history()
+                signalled = [
+                    json.loads(entry.workflow_execution_signaled_event_attributes.input.payloads[0].data)["event_id"]
+                    for entry in history.events
+                    if entry.HasField("workflow_execution_signaled_event_attributes")
+                ]
+                assert signalled == sent[account]
+    finally:
+        SQLModel.metadata.drop_all(engine)
+        engine.dispose()

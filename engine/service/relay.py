@@ -6,6 +6,11 @@ account, accounts side by side), and marks them delivered. While Temporal or its
 backs off (0.2 s doubling to 30 s) and the events wait in the database. A crash between the signal and
 the mark sends the signal again on restart; the journey workflow drops an event id it has already seen.
 
+Several relays may share one PostgreSQL database: each round a relay claims up to CLAIMED accounts with
+session advisory locks and delivers only their events, so an account's events go out from one relay at a
+time, in order, each once; the locks are released after the events are marked. On SQLite (one machine) a
+single relay runs and claims nothing.
+
 One bad row never stops the others: an event that cannot be turned into a signal, or that Temporal refuses
 for itself (not because it is down), is parked with its reason (status 'parked', counted in /metrics, shown
 by /healthz and `journey parked`) and the relay goes on. Any other failure of a round is logged and retried
@@ -21,8 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, text, update
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -40,6 +45,8 @@ CONCURRENT_ACCOUNTS = 64
 IDLE_SECONDS = 1.0
 FIRST_BACKOFF, MAX_BACKOFF = 0.2, 30.0
 PARKED = "parked"
+CLAIMED = 64  # accounts a relay takes per round when relays share a database
+_LOCK_SPACE = 7246  # the first key of the relay's advisory locks, apart from other users of the database
 # What Temporal answers when it is down or overloaded: the round is retried. Any other refusal of a signal
 # (a payload over the size limit, an invalid argument) is about that event, which is parked.
 _TRANSIENT = frozenset(
@@ -119,6 +126,7 @@ class Relay:
         metrics: Metrics | None = None,
         max_backoff: float = MAX_BACKOFF,
         idle: float = IDLE_SECONDS,
+        claimed: int = CLAIMED,
     ) -> None:
         self._engine = engine
         self._link = link
@@ -127,6 +135,9 @@ class Relay:
         self._max_backoff = max_backoff
         self._idle = idle  # how often to look when nothing wakes it (another process stores the events)
         self.wake = asyncio.Event()
+        self._shared = engine.dialect.name == "postgresql"
+        self._claimed = claimed
+        self._claims: Connection | None = None  # holds this relay's advisory locks (PostgreSQL)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; never gives up, whatever a round runs into."""
@@ -149,15 +160,25 @@ class Relay:
                 continue
             if delivered < BATCH:
                 await _sleep_or(stop, self._idle, self.wake)
+        if self._claims is not None:
+            await asyncio.to_thread(self._claims.close)
 
     async def deliver_pending(self) -> int:
         """One round: up to BATCH events delivered and marked; raises if Temporal could not be reached."""
         settled = await asyncio.to_thread(self._settle_outsiders)
         self._metrics.delivered.inc(settled)
-        rows, unreadable = await asyncio.to_thread(self._read)
+        claimed = await asyncio.to_thread(self._claim) if self._shared else None
+        try:
+            return settled + await self._deliver(claimed)
+        finally:
+            if claimed:
+                await asyncio.to_thread(self._release)
+
+    async def _deliver(self, claimed: list[str] | None) -> int:
+        rows, unreadable = await asyncio.to_thread(self._read, claimed)
         await asyncio.to_thread(self._park, unreadable)
         if not rows:
-            return settled + len(unreadable)
+            return len(unreadable)
         client = await self._link.client()
         accounts = {event.account_id for event, _ in rows}
         journeys = await asyncio.to_thread(events.journeys_of, self._engine, accounts)
@@ -193,7 +214,35 @@ class Relay:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return settled + len(done)
+        return len(done)
+
+    def _claim(self) -> list[str]:
+        """Accounts with pending events that no other relay holds now, oldest first, locked for this round."""
+        if self._claims is None or self._claims.closed:
+            self._claims = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        first = func.min(ActivityEvent.id)
+        waiting = (
+            select(ActivityEvent.account_id)
+            .where(*_pending(self._types))
+            .group_by(col(ActivityEvent.account_id))
+            .order_by(first)
+            .limit(self._claimed * 4)
+        )
+        claimed = []
+        for (account,) in self._claims.execute(waiting):
+            locked = self._claims.execute(
+                text("SELECT pg_try_advisory_lock(:space, hashtext(:account))"),
+                {"space": _LOCK_SPACE, "account": account},
+            ).scalar()
+            if locked:
+                claimed.append(account)
+                if len(claimed) == self._claimed:
+                    break
+        return claimed
+
+    def _release(self) -> None:
+        if self._claims is not None and not self._claims.closed:
+            self._claims.execute(text("SELECT pg_advisory_unlock_all()"))
 
     def _settle_outsiders(self) -> int:
         """Events of accounts that were never started in a journey reach nobody: marked delivered in one
@@ -201,18 +250,26 @@ class Relay:
         workflow starts, so an event this skips arrived before that workflow existed (and would have found
         no workflow to signal)."""
         members = select(JourneyAccount.account_id)
-        statement = (
-            update(ActivityEvent)
+        # Rows another relay is settling are skipped, not waited for: two relays never deadlock here.
+        outsiders = (
+            select(ActivityEvent.id)
             .where(*_pending(self._types), col(ActivityEvent.account_id).not_in(members))
-            .values(delivered_at=utcnow())
+            .with_for_update(skip_locked=True)
         )
+        statement = update(ActivityEvent).where(col(ActivityEvent.id).in_(outsiders)).values(delivered_at=utcnow())
         with self._engine.begin() as connection:
             return int(connection.execute(statement).rowcount or 0)
 
-    def _read(self) -> tuple[list[tuple[JourneyEvent, datetime]], list[tuple[str, str]]]:
-        """The next events to signal, and (key, reason) of rows that cannot become a signal at all."""
+    def _read(
+        self, accounts: list[str] | None = None
+    ) -> tuple[list[tuple[JourneyEvent, datetime]], list[tuple[str, str]]]:
+        """The next events to signal (of the claimed accounts only, when relays share the database), and
+        (key, reason) of rows that cannot become a signal at all."""
         with Session(self._engine) as session:
-            query = select(ActivityEvent).where(*_pending(self._types)).order_by(col(ActivityEvent.id)).limit(BATCH)
+            query = select(ActivityEvent).where(*_pending(self._types))
+            if accounts is not None:
+                query = query.where(col(ActivityEvent.account_id).in_(accounts))
+            query = query.order_by(col(ActivityEvent.id)).limit(BATCH)
             rows = session.exec(query).all()
             ids = {row.person_id for row in rows if row.person_id is not None}
             people = {p.id: p for p in session.exec(select(Person).where(col(Person.id).in_(ids))).all()} if ids else {}

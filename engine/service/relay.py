@@ -137,7 +137,6 @@ class Relay:
         self.wake = asyncio.Event()
         self._shared = engine.dialect.name == "postgresql"
         self._claimed = claimed
-        self._claims: Connection | None = None  # holds this relay's advisory locks (PostgreSQL)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; never gives up, whatever a round runs into."""
@@ -160,19 +159,20 @@ class Relay:
                 continue
             if delivered < BATCH:
                 await _sleep_or(stop, self._idle, self.wake)
-        if self._claims is not None:
-            await asyncio.to_thread(self._claims.close)
 
     async def deliver_pending(self) -> int:
         """One round: up to BATCH events delivered and marked; raises if Temporal could not be reached."""
         settled = await asyncio.to_thread(self._settle_outsiders)
         self._metrics.delivered.inc(settled)
-        claimed = await asyncio.to_thread(self._claim) if self._shared else None
+        if not self._shared:
+            return settled + await self._deliver(None)
+        # The claims live as long as the connection holding them: one per round, closed in any case.
+        claims = await asyncio.to_thread(self._engine.connect)
         try:
+            claimed = await asyncio.to_thread(self._claim, claims)
             return settled + await self._deliver(claimed)
         finally:
-            if claimed:
-                await asyncio.to_thread(self._release)
+            await asyncio.to_thread(_release, claims)
 
     async def _deliver(self, claimed: list[str] | None) -> int:
         rows, unreadable = await asyncio.to_thread(self._read, claimed)
@@ -216,10 +216,9 @@ class Relay:
                 raise outcome
         return len(done)
 
-    def _claim(self) -> list[str]:
+    def _claim(self, claims: Connection) -> list[str]:
         """Accounts with pending events that no other relay holds now, oldest first, locked for this round."""
-        if self._claims is None or self._claims.closed:
-            self._claims = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        claims = claims.execution_options(isolation_level="AUTOCOMMIT")
         first = func.min(ActivityEvent.id)
         waiting = (
             select(ActivityEvent.account_id)
@@ -229,8 +228,8 @@ class Relay:
             .limit(self._claimed * 4)
         )
         claimed = []
-        for (account,) in self._claims.execute(waiting):
-            locked = self._claims.execute(
+        for (account,) in claims.execute(waiting):
+            locked = claims.execute(
                 text("SELECT pg_try_advisory_lock(:space, hashtext(:account))"),
                 {"space": _LOCK_SPACE, "account": account},
             ).scalar()
@@ -239,10 +238,6 @@ class Relay:
                 if len(claimed) == self._claimed:
                     break
         return claimed
-
-    def _release(self) -> None:
-        if self._claims is not None and not self._claims.closed:
-            self._claims.execute(text("SELECT pg_advisory_unlock_all()"))
 
     def _settle_outsiders(self) -> int:
         """Events of accounts that were never started in a journey reach nobody: marked delivered in one
@@ -298,6 +293,15 @@ class Relay:
         self._metrics.parked.inc(len(parked))
         for key, reason in parked:
             log.error("relay: event parked, the others go on", event_id=key, reason=reason)
+
+
+def _release(claims: Connection) -> None:
+    """Let other relays take this round's accounts; the connection goes back to the pool without a lock."""
+    try:
+        claims.execute(text("SELECT pg_advisory_unlock_all()"))
+        claims.commit()
+    finally:
+        claims.close()
 
 
 def _reason(error: BaseException) -> str:

@@ -47,8 +47,6 @@ with workflow.unsafe.imports_passed_through():
         SendEmailRequest,
         SendEmailResult,
         ServiceCallRequest,
-        StepKind,
-        StepRecord,
         UpdateAccountRequest,
         Visit,
     )
@@ -59,11 +57,6 @@ LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
 WAITING_TYPES = LISTENING_TYPES | {"wait"}
 EARLY_EVENTS_KEPT = 100
 EARLY_EVENTS_PATCH = "events-from-the-step-before"
-# Node entered/left rows go to the event log in one activity whenever the account is about to wait (and at
-# the end), not one activity per edge: 12 of the reference journey's 14.5 activity calls were record_step.
-# Workflows started before keep writing one row per activity (tests/histories replay them).
-STEP_BATCH_PATCH = "step-records-in-batches"
-STEPS_KEPT = 50  # written at once beyond this many, so a long run of non-waiting nodes stays bounded
 # Events that can change a buying group's completeness: a wait_for_completeness node re-checks on them.
 GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned"})
 EMAIL_RETRY = RetryPolicy(
@@ -567,50 +560,6 @@ class JourneyWorkflow(OperatorUpdates):
             summary="read the account",
         )
         return account
-
-    async def _record(self, kind: StepKind, node: NodeBase, visit: int, branch: str | None = None) -> None:
-        """Log a node entered or left, with the exact time; written with the next batch (see _flush_steps)."""
-        plan = self._plan()
-        step = StepRecord(
-            key=f"{self._key(node, visit)}/{kind}",
-            type=kind,
-            journey_id=plan.journey,
-            version=plan.version,
-            account_id=self._input_().account_id,
-            node_id=node.id,
-            node_type=node.type,
-            visit=visit,
-            branch=branch,
-            occurred_at=workflow.now(),
-        )
-        if workflow.patched(STEP_BATCH_PATCH):
-            self._steps.append(step)
-            if len(self._steps) >= STEPS_KEPT:
-                await self._flush_steps()
-            return
-        await workflow.execute_activity(
-            "record_step",
-            step,
-            start_to_close_timeout=QUICK,
-            heartbeat_timeout=self._heartbeat(),
-            retry_policy=DB_RETRY,
-            summary=f"log {kind} {node.id}",
-        )
-
-    async def _flush_steps(self) -> None:
-        """Write the steps logged since the last batch, before the account waits, continues as new or ends:
-        whoever reads the event log then sees where every account is."""
-        if not self._steps:
-            return
-        steps, self._steps = self._steps, []
-        await workflow.execute_activity(
-            "record_steps",
-            steps,
-            start_to_close_timeout=QUICK,
-            heartbeat_timeout=self._heartbeat(),
-            retry_policy=DB_RETRY,
-            summary=f"log {len(steps)} steps, up to {steps[-1].type} {steps[-1].node_id}",
-        )
 
 
 def _failure_type(error: ActivityError) -> str | None:

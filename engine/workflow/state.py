@@ -1,6 +1,7 @@
-"""What every part of the journey workflow shares: its state, the accessors over it, and how the account is
-shown to operators (search attributes, current details). The walk (engine/workflow/interpreter.py) and the operator
-updates (engine/workflow/operator_updates.py) build on it; it holds no workflow logic of its own."""
+"""What every part of the journey workflow shares: its state, the accessors over it, how the account is shown
+to operators (search attributes, current details) and how its steps reach the event log (in batches). The walk
+(engine/workflow/interpreter.py) and the operator updates (engine/workflow/operator_updates.py) build on it;
+it decides nothing about where an account goes."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 from engine.language.model import NodeBase
 from engine.language.plan import Plan
 from engine.workflow import details, visibility
-from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState, StepRecord
+from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState, StepKind, StepRecord
 
 QUICK = timedelta(seconds=30)
 # One parsed Plan per journey version for every workflow in this worker (this module is passed through the
@@ -38,6 +39,12 @@ def shared_plan(plan: Plan) -> Plan:
 DB_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1), non_retryable_error_types=["AccountNotFound"])
 # Workflows started before search attributes existed replay without them (tests/histories/before-visibility).
 VISIBILITY_PATCH = "search-attributes-and-operator-actions"
+
+# Node entered/left rows go to the event log in one activity whenever the account is about to wait (and at
+# the end), not one activity per edge: 12 of the reference journey's 14.5 activity calls were record_step.
+# Workflows started before keep writing one row per activity (tests/histories replay them).
+STEP_BATCH_PATCH = "step-records-in-batches"
+STEPS_KEPT = 50  # written at once beyond this many, so a long run of non-waiting nodes stays bounded
 
 _UNSET = object()
 
@@ -129,3 +136,49 @@ class JourneyBase:
         """Every activity heartbeats while it works (activities/keepalive.py): a worker killed mid-activity is
         noticed after this long and the activity retried elsewhere, not after its whole start-to-close."""
         return timedelta(seconds=self._settings().activity_heartbeat_timeout_seconds)
+
+    # --- the event log's step rows ---------------------------------------------------------------------
+
+    async def _record(self, kind: StepKind, node: NodeBase, visit: int, branch: str | None = None) -> None:
+        """Log a node entered or left, with the exact time; written with the next batch (see _flush_steps)."""
+        plan = self._plan()
+        step = StepRecord(
+            key=f"{self._key(node, visit)}/{kind}",
+            type=kind,
+            journey_id=plan.journey,
+            version=plan.version,
+            account_id=self._input_().account_id,
+            node_id=node.id,
+            node_type=node.type,
+            visit=visit,
+            branch=branch,
+            occurred_at=workflow.now(),
+        )
+        if workflow.patched(STEP_BATCH_PATCH):
+            self._steps.append(step)
+            if len(self._steps) >= STEPS_KEPT:
+                await self._flush_steps()
+            return
+        await workflow.execute_activity(
+            "record_step",
+            step,
+            start_to_close_timeout=QUICK,
+            heartbeat_timeout=self._heartbeat(),
+            retry_policy=DB_RETRY,
+            summary=f"log {kind} {node.id}",
+        )
+
+    async def _flush_steps(self) -> None:
+        """Write the steps logged since the last batch, before the account waits, continues as new or ends:
+        whoever reads the event log then sees where every account is."""
+        if not self._steps:
+            return
+        steps, self._steps = self._steps, []
+        await workflow.execute_activity(
+            "record_steps",
+            steps,
+            start_to_close_timeout=QUICK,
+            heartbeat_timeout=self._heartbeat(),
+            retry_policy=DB_RETRY,
+            summary=f"log {len(steps)} steps, up to {steps[-1].type} {steps[-1].node_id}",
+        )

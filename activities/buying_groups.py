@@ -336,7 +336,7 @@ class BuyingGroupActivities:
     def _webhook_recorded(self, key: str) -> int | None:
         """The CRM's answer when the webhook was delivered; receipts written before engine keys existed count
         too, but only rows of the internal type, which no sender can post."""
-        receipts = (engine_key(key, "webhook"), f"{key}/webhook")
+        receipts = webhook_receipts(key)
         with Session(self._engine) as session:
             event = session.exec(
                 select(ActivityEvent).where(
@@ -377,3 +377,9 @@ def _permanent(request: BuyingGroupRequest, message: str, kind: str) -> Applicat
 
 def _logger(request: BuyingGroupRequest) -> Any:
     return log.bind(journey=request.journey_id, account=request.account_id, interest=request.solution_interest.id)
+
+
+def webhook_receipts(handoff_key: str) -> tuple[str, str]:
+    """The event-log keys a CRM webhook receipt of this handoff ('handoff/<group>') may have: the engine's, and
+    the one used before engine keys existed. Read only with the internal type, which no sender can post."""
+    return engine_key(handoff_key, "webhook"), f"{handoff_key}/webhook"

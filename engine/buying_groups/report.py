@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from activities.buying_groups import webhook_receipts
 from engine.buying_groups import scoring
 from engine.context import full_name
 from engine.db import (
@@ -17,7 +18,6 @@ from engine.db import (
     Handoff,
     JourneyVersion,
     Person,
-    engine_key,
 )
 from engine.language.errors import JourneyError
 from engine.language.model import RoleTemplate
@@ -143,11 +143,7 @@ def handoffs(engine: Engine) -> list[dict[str, Any]]:
                 "journey": handoff.journey_id,
                 "owner": account.owner_email,
                 "completeness": scoring.display(group.completeness),
-                # receipts written before engine keys existed count too (only rows of the internal type are read)
-                # receipts from before engine keys count too; only internal-type rows are read, which no sender posts
-                "crm_webhook": bool(
-                    {engine_key("handoff", group.id, "webhook"), f"handoff/{group.id}/webhook"} & webhooks
-                ),
+                "crm_webhook": bool(set(webhook_receipts(f"handoff/{group.id}")) & webhooks),
             }
             for handoff, group, account in rows
         ]

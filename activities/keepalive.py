@@ -27,6 +27,8 @@ def heartbeating(function: Callable[_P, Awaitable[_T]]) -> Callable[_P, Awaitabl
 
     @functools.wraps(function)
     async def beating(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        if activity.info().is_local:  # run inside a workflow task, which the worker keeps alive itself
+            return await function(*args, **kwargs)
         beats = asyncio.create_task(_beat())
         try:
             return await function(*args, **kwargs)

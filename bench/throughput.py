@@ -46,6 +46,7 @@ from typing import Any
 from handwritten_journey import HandWrittenJourney
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes
 from throughput_setup import (
     HistoryStats,
     cpu_seconds,
@@ -61,6 +62,7 @@ from throughput_setup import (
 from engine.db import init_db, make_engine
 from engine.dev.stack import dev_server
 from engine.runtime import temporal
+from engine.workflow import details
 from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyResult
 from engine.workflow.interpreter import JourneyWorkflow
 
@@ -77,6 +79,7 @@ class Side:
     workflow_class: type
     arg: Callable[[str], Any]
     signal_at_once: bool  # keeps a signal sent before it waits (hand-written), or must be listening (engine)
+    attributes: Callable[[str], TypedSearchAttributes | None]  # set at the start (the engine's: as publish does)
 
     @property
     def task_queue(self) -> str:
@@ -126,6 +129,7 @@ async def drive(client: Client, engine: Engine, side: Side, accounts: list[str],
                 id=f"bench/{label}/{account}",
                 task_queue=side.task_queue,
                 result_type=JourneyResult,
+                search_attributes=side.attributes(account),
             )
         while not side.signal_at_once:
             await listening[account].wait()
@@ -197,13 +201,19 @@ async def main(count: int, rounds: int) -> float:
         init_db(engine)
         started = time.perf_counter()
         ids = seed(engine, count)
+        names = {account: f"Account {index}" for index, account in enumerate(ids)}  # as seed() names them
         print(f"seeded {count} accounts, {2 * count} people in {time.perf_counter() - started:.1f} s", flush=True)
         plan = write_plan(folder / "journey")
         sides = [
             Side(
-                "engine", "Journey", JourneyWorkflow, lambda account: JourneyInput(plan=plan, account_id=account), False
+                "engine",
+                "Journey",
+                JourneyWorkflow,
+                lambda account: JourneyInput(plan=plan, account_id=account),
+                False,
+                lambda account: details.start_attributes(plan, account, names[account], datetime.now(UTC)),
             ),
-            Side("hand-written", "HandWrittenJourney", HandWrittenJourney, lambda account: account, True),
+            Side("hand-written", "HandWrittenJourney", HandWrittenJourney, str, True, lambda _: None),
         ]
         measured: list[Round] = []
         for index in range(rounds):
@@ -225,6 +235,11 @@ def report(measured: list[Round]) -> float:
         row = (r.side, str(r.accounts), f"{r.wall:.1f}", f"{r.rate:.1f}", *cpu)
         row += (f"{h.events:.1f}", f"{h.bytes / 1024:.1f}", f"{h.activities:.1f}", f"{r.actions:.1f}", str(r.emails))
         print(" | ".join(row))
+    for side in ("engine", "hand-written"):
+        last = next(r for r in reversed(measured) if r.side == side and r.history)
+        assert last.history is not None
+        kinds = ", ".join(f"{kind} {n:.1f}/{b:.0f} B" for kind, (n, b) in last.history.kinds.items())
+        print(f"history of a {side} account by event kind (count/bytes): {kinds}")
     assert len({r.emails for r in measured}) == 1, "both sides must send the same emails"
 
     def median(side: str, value: Callable[[Round], float]) -> float:

@@ -8,7 +8,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from handwritten_journey import SUBJECT, TEMPLATE
@@ -109,7 +109,13 @@ async def worker(
         client,
         task_queue=task_queue,
         workflows=[workflow],
-        activities=[accounts.load_account, accounts.record_step, accounts.record_steps, email.send_email],
+        activities=[
+            accounts.load_account,
+            accounts.record_step,
+            accounts.record_steps,
+            accounts.log_steps,
+            email.send_email,
+        ],
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_cached_workflows=n + 200,
         max_concurrent_workflow_tasks=200,
@@ -158,6 +164,7 @@ class HistoryStats:
     bytes: float
     activities: float
     actions: float
+    kinds: dict[str, tuple[float, float]] = field(default_factory=dict)  # event kind -> (count, bytes)
 
 
 # History events Temporal Cloud bills as actions: the start, each activity scheduled, timer, signal,
@@ -178,13 +185,18 @@ BILLED = (
 async def history_stats(client: Client, workflow_ids: list[str]) -> HistoryStats:
     """Averages over the given (finished) workflows' histories."""
     events = size = activities = actions = 0
+    kinds: dict[str, list[int]] = {}
     for workflow_id in workflow_ids:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         events += len(history.events)
         size += sum(event.ByteSize() for event in history.events)
         for event in history.events:
-            kind = event.WhichOneof("attributes")
+            kind = event.WhichOneof("attributes") or "?"
             activities += kind == "activity_task_scheduled_event_attributes"
             actions += kind in BILLED
+            tally = kinds.setdefault(kind.removesuffix("_event_attributes"), [0, 0])
+            tally[0] += 1
+            tally[1] += event.ByteSize()
     count = max(len(workflow_ids), 1)
-    return HistoryStats(events / count, size / count, activities / count, actions / count)
+    per_kind = {kind: (n / count, b / count) for kind, (n, b) in sorted(kinds.items(), key=lambda kv: -kv[1][1])}
+    return HistoryStats(events / count, size / count, activities / count, actions / count, per_kind)

@@ -66,6 +66,7 @@ async def main() -> None:
             accounts.update_account,
             accounts.record_step,
             accounts.record_steps,
+            accounts.log_steps,
             groups.assign,
             groups.load,
             *dying,

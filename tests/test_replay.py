@@ -1,8 +1,9 @@
 """Recorded histories of the example journeys replay against today's workflow code without
 non-determinism errors. Record them with tests/histories/record.py. Older recordings stay in
 sub-folders, each shape behind a patch, to prove workflows started by an earlier worker still replay:
-before-visibility/ (before search attributes and operator actions) and before-step-batches/ (one
-record_step activity per node edge)."""
+before-visibility/ (before search attributes and operator actions), before-step-batches/ (one
+record_step activity per node edge) and shape-1/ (every change behind a patch marker, step rows in full, before
+JourneyInput.shape)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -174,6 +174,7 @@ async def _start(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            search_attributes=details.start_attributes(plan, account_id, name, datetime.now(UTC)),
             static_summary=details.static_summary(plan, name, account_id),
             static_details=details.static_details(plan, account_id, owner),
         )

@@ -49,6 +49,7 @@ async def running_worker(
             accounts.update_account,
             accounts.record_step,
             accounts.record_steps,
+            accounts.log_steps,
             accounts.record_operator_action,
             email.send_email,
             services.call_service,

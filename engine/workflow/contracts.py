@@ -6,10 +6,10 @@ only ever added with defaults (old histories must still load).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from engine.language.model import Recipients, RoleTemplate, Service, SolutionInterest, Stages
 from engine.language.plan import Plan
@@ -68,11 +68,27 @@ class JourneySettings(Contract):
     )
 
 
+# How a run records itself in its history. 1: every change since the first release behind a patch marker (each
+# `workflow.patched` also upserts TemporalChangeVersion), one StepRecord per row. 2: started with all of them in,
+# no markers; step rows in compact batches (StepBatch), none before a short timer.
+LEGACY_SHAPE, SHAPE = 1, 2
+
+
 class JourneyInput(Contract):
     plan: Plan
     account_id: str
     settings: JourneySettings = Field(default_factory=JourneySettings)
     state: JourneyState | None = Field(None, description="set when continuing as new")
+    shape: int = Field(SHAPE, description="how the run records itself (see LEGACY_SHAPE): kept across continue-as-new")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recorded_before_shapes(cls, data: Any, info: ValidationInfo) -> Any:
+        """An input read from a history written before `shape` existed is shape 1: those runs replay as they ran.
+        Inputs built in code get the current shape."""
+        if info.mode == "json" and isinstance(data, dict) and "shape" not in data:
+            return {**data, "shape": LEGACY_SHAPE}
+        return data
 
 
 class JourneyResult(Contract):
@@ -100,6 +116,43 @@ class StepRecord(Contract):
     visit: int
     branch: str | None = None
     occurred_at: datetime
+
+
+class StepBatch(Contract):
+    """Node entered/left rows in a compact form (shape 2): what every row shares, once, then one short list per
+    step. The rows written are the same as from StepRecords: same keys, same exact times."""
+
+    key_prefix: str = Field(description="workflow id / first run id: a row's key is prefix/node/visit/type")
+    journey_id: str
+    version: str
+    account_id: str
+    steps: list[tuple[StepKind, str, str, int, str | None, int]] = Field(
+        description="[type, node id, node type, visit, branch, microseconds since the Unix epoch]"
+    )
+
+    def records(self) -> list[StepRecord]:
+        return [
+            StepRecord(
+                key=f"{self.key_prefix}/{node}/{visit}/{kind}",
+                type=kind,
+                journey_id=self.journey_id,
+                version=self.version,
+                account_id=self.account_id,
+                node_id=node,
+                node_type=node_type,
+                visit=visit,
+                branch=branch,
+                occurred_at=EPOCH + timedelta(microseconds=at),
+            )
+            for kind, node, node_type, visit, branch, at in self.steps
+        ]
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_microseconds(moment: datetime) -> int:
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 class OperatorRequest(Contract):

@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
 from engine.language.model import NodeBase, SendEmail, Wait, WaitForCompleteness, WaitForEvent
 from engine.language.plan import Plan
 from engine.language.render import node_summary
@@ -23,6 +25,27 @@ def static_details(plan: Plan, account_id: str, owner: str | None) -> str:
         f"Journey **{plan.journey}** version `{plan.version}` for account **{account_id}**"
         + (f" (owner {owner})" if owner else "")
         + f".\n\nQuery `state` for the full position; `journey status {account_id}` shows the same."
+    )
+
+
+def start_attributes(plan: Plan, account_id: str, account_name: str | None, now: datetime) -> TypedSearchAttributes:
+    """The search attributes of an account at its first node, set by whoever starts the workflow: the account is
+    findable (`JourneyId = ...`) from the moment it starts, even before a worker picks it up, and the workflow
+    writes no upsert at its first node (it adopts these values, `now` as the time it entered)."""
+    node = plan.nodes[plan.start]
+    # Milliseconds: what survives the round trip through the start event unchanged.
+    since = now.replace(microsecond=now.microsecond // 1000 * 1000)
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(visibility.JOURNEY_ID, plan.journey),
+            SearchAttributePair(visibility.JOURNEY_VERSION, plan.version),
+            SearchAttributePair(visibility.ACCOUNT_ID, account_id),
+            SearchAttributePair(visibility.ACCOUNT_NAME, account_name or account_id),
+            SearchAttributePair(visibility.NODE, node.id),
+            SearchAttributePair(visibility.NODE_TYPE, node.type),
+            SearchAttributePair(visibility.WAITING_FOR, waiting_for(node)),
+            SearchAttributePair(visibility.NODE_SINCE, since),
+        ]
     )
 
 

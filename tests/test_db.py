@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
-from engine.db import Account, ActivityEvent, OutboxMessage, database_url, init_db, make_engine
+from engine.db import Account, ActivityEvent, OutboxMessage, database_url, init_db, insert_new, make_engine
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -85,6 +85,22 @@ class TestUniqueKeys:
         with Session(engine) as session, pytest.raises(IntegrityError):
             session.add(ActivityEvent(key="evt-unique-1", type="form_fill", status="unmatched"))
             session.commit()
+
+    def test_insert_new_writes_each_key_once(self, engine: Engine) -> None:
+        """What a retried step batch relies on: rows already there are skipped, new ones in the same call added."""
+        init_db(engine)
+        table = ActivityEvent.__table__  # type: ignore[attr-defined]
+
+        def row(key: str) -> dict[str, object]:
+            return ActivityEvent(key=key, type="node_entered", payload={"visit": 1}).model_dump(exclude={"id"})
+
+        with engine.begin() as connection:
+            insert_new(connection, table, [row("~a"), row("~b")])
+        with engine.begin() as connection:
+            insert_new(connection, table, [row("~b"), row("~c"), row("~a")])
+        with Session(engine) as session:
+            keys = sorted(event.key for event in session.exec(select(ActivityEvent)))
+        assert keys == ["~a", "~b", "~c"]
 
 
 class TestDatabaseUrl:

@@ -206,8 +206,9 @@ class TestStartAttributes:
             in (fields := event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
         ]
         # intro's attributes came with the start (at most its NodeSince is rewritten, when the server's clock
-        # is not the starter's); pause and wait_demo each wrote theirs once, and nobody wrote the journey again.
-        assert nodes == [b'"pause"', b'"wait_demo"']
+        # is not the starter's); the 5 s pause is passed through; wait_demo wrote its own, and nothing wrote the
+        # journey again.
+        assert nodes == [b'"wait_demo"']
         assert not any(
             visibility.JOURNEY_ID.name
             in event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields

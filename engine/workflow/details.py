@@ -4,12 +4,22 @@ the state, so the workflow can call them while staying deterministic."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from engine.language.model import NodeBase, SendEmail, Wait, WaitForCompleteness, WaitForEvent
+from engine.language.model import (
+    AssignBuyingGroup,
+    End,
+    NodeBase,
+    SendEmail,
+    Split,
+    UpdateAccount,
+    Wait,
+    WaitForCompleteness,
+    WaitForEvent,
+)
 from engine.language.plan import Plan
 from engine.language.render import node_summary
 from engine.workflow import visibility
@@ -47,6 +57,27 @@ def start_attributes(plan: Plan, account_id: str, account_name: str | None, now:
             SearchAttributePair(visibility.NODE_SINCE, since),
         ]
     )
+
+
+# A wait shorter than this is passed through: its step rows and search attributes wait for the next node.
+SHORT_WAIT = timedelta(minutes=1)
+
+
+def rests(node: NodeBase) -> bool:
+    """Whether an account can stay at the node for more than an instant: a wait of SHORT_WAIT or more, or a call
+    to the outside world (email, services, the handoff) that may retry for hours. The search attributes show
+    these nodes; a split, an account or buying-group update (one database round trip) and an end do not rewrite
+    them (each write is a history event, an action and a visibility row; together they were 40% of the dev
+    server's CPU per account in bench/throughput.py). The UI's current details show every node."""
+    match node:
+        case Split() | UpdateAccount() | AssignBuyingGroup() | End():
+            return False
+        case Wait(duration=duration) if duration is not None:
+            return duration >= SHORT_WAIT
+        case WaitForEvent(timeout=timeout) | WaitForCompleteness(timeout=timeout):
+            return timeout >= SHORT_WAIT
+        case _:
+            return True
 
 
 def waiting_for(node: NodeBase) -> str:

@@ -177,6 +177,7 @@ class JourneyWorkflow(OperatorUpdates):
             visibility.NODE.value_set(node.id),
             visibility.NODE_TYPE.value_set(node.type),
             visibility.NODE_SINCE.value_set(state.entered_at),
+            resting=details.rests(node),
         )
         if state.resumed:
             self._state = state.model_copy(update={"resumed": False})

@@ -54,9 +54,8 @@ VISIBILITY_PATCH = "search-attributes-and-operator-actions"
 # Workflows started before keep writing one row per activity (tests/histories replay them).
 STEP_BATCH_PATCH = "step-records-in-batches"
 STEPS_KEPT = 50  # written at once beyond this many, so a long run of non-waiting nodes stays bounded
-# Shape 2 does not write the batch before a timer shorter than this: the rows wait for the next batch, with
-# their exact times, and the event log is behind by at most this long.
-SHORT_WAIT = timedelta(minutes=1)
+# Shape 2 does not write the batch before a timer shorter than details.SHORT_WAIT: the rows wait for the next
+# batch, with their exact times, and the event log is behind by at most that long.
 
 _UNSET = object()
 START_SKEW_KEPT = timedelta(minutes=1)
@@ -85,6 +84,8 @@ class JourneyBase:
         self._interrupt: Exit | None = None
         self._cancelled: str | None = None
         self._shown: dict[str, object] = {}  # search attributes as last written by this run
+        # Attributes of a node passed through (details.rests): written with the next ones, if still current.
+        self._deferred: dict[str, SearchAttributeUpdate[Any]] = {}
         self._steps: list[StepRecord] = []  # node entered/left rows not yet written (see _flush_steps)
 
     def _start_time(self) -> datetime:
@@ -112,15 +113,24 @@ class JourneyBase:
     def _show(self, *updates: SearchAttributeUpdate[Any]) -> None:
         """Upsert the attributes whose value changed, in one command: each write is a history event and a
         visibility row, so unchanged values are not written again."""
-        changed = [update for update in updates if self._shown.get(update.key.name, _UNSET) != update.value]
+        merged = {**self._deferred, **{update.key.name: update for update in updates}}
+        self._deferred = {}
+        changed = [update for update in merged.values() if self._shown.get(update.key.name, _UNSET) != update.value]
         if changed and self._patched(VISIBILITY_PATCH):
             workflow.upsert_search_attributes(changed)
             self._shown.update((update.key.name, update.value) for update in changed)
 
-    def _show_waiting(self, node: NodeBase, waiting: str, *more: SearchAttributeUpdate[Any]) -> None:
-        """What the account waits for, as a search attribute and in the UI's current details."""
+    def _show_waiting(
+        self, node: NodeBase, waiting: str, *more: SearchAttributeUpdate[Any], resting: bool = True
+    ) -> None:
+        """What the account waits for, in the UI's current details and, where it rests (shape 1: at every
+        node), as search attributes."""
         state = self._current()
-        self._show(visibility.WAITING_FOR.value_set(waiting), *more)
+        updates = (visibility.WAITING_FOR.value_set(waiting), *more)
+        if resting or self._input_().shape == LEGACY_SHAPE:
+            self._show(*updates)
+        else:
+            self._deferred.update((update.key.name, update) for update in updates)
         workflow.set_current_details(
             details.current_details(
                 self._plan(),
@@ -212,7 +222,7 @@ class JourneyBase:
         if not self._steps:
             return
         shape = self._input_().shape
-        if waiting is not None and waiting < SHORT_WAIT and shape > LEGACY_SHAPE:
+        if waiting is not None and waiting < details.SHORT_WAIT and shape > LEGACY_SHAPE:
             return
         steps, self._steps = self._steps, []
         summary = f"log {len(steps)} steps, up to {steps[-1].type} {steps[-1].node_id}"

@@ -74,6 +74,18 @@ async def test_template_bodies_go_by_reference_however_short(db: Engine) -> None
     assert json.loads(restored[0].data) == request
 
 
+async def test_an_accounts_own_large_values_stay_inline(db: Engine) -> None:
+    """A buying group's members (people's addresses) are the account's own: never in the unencrypted blob table."""
+    members = [{"email": f"person{n}@acme-corp.example", "role": "user"} for n in range(60)]
+    request = {"key_prefix": "k", "buying_group": {"members": members}, "html_template": TEMPLATE}
+    encoded = (await ClaimCheckCodec(db).encode([payload(request)]))[0]
+    assert b"person59@acme-corp.example" in encoded.data
+    assert TEMPLATE.encode() not in encoded.data
+    with Session(db) as session:
+        stored = b"".join(blob.data for blob in session.exec(select(PayloadBlob)))
+    assert b"acme-corp.example" not in stored
+
+
 async def test_a_missing_value_says_which_database_to_use(db: Engine) -> None:
     orphan = Payload(
         metadata={"encoding": b"json/plain", MARK: b"1"}, data=b'{"plan": {"$blob": "' + b"0" * 64 + b'"}}'

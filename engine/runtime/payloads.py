@@ -2,11 +2,13 @@
 
 Every account's workflow input carries its journey's whole Plan (nodes, templates, role template), and every
 `send_email` input its template bodies: 100,000 accounts on one version stored 100,000 copies in Temporal's
-histories, billed per byte on Temporal Cloud. This codec replaces each first-level value of a JSON payload that
-is larger than MIN_SIZE (a template body: TEMPLATE_MIN_SIZE) with `{"$blob": "<sha256>"}` and keeps the value
-once in the journey database (db.PayloadBlob), so a history holds a 64-character key where it held kilobytes.
-Decoding puts the value back; payloads written before (or by a client without the codec) carry no
-`journey-blobs` mark and pass unchanged.
+histories, billed per byte on Temporal Cloud. This codec replaces the first-level values of a JSON payload that
+every account of a version shares (SHARED: the Plan, role templates, template bodies) with
+`{"$blob": "<sha256>"}` once they reach their size, and keeps each value once in the journey database
+(db.PayloadBlob), so a history holds a 64-character key where it held kilobytes. Values of other keys stay
+inline however large: they belong to one account, may hold personal data, and must stay under payload
+encryption (the blob table is not encrypted) and within reach of erasure. Decoding puts the values back;
+payloads written before (or by a client without the codec) carry no `journey-blobs` mark and pass unchanged.
 
 Content-addressed values never change, so both directions cache in memory: a worker reads each Plan once.
 """
@@ -29,12 +31,11 @@ from temporalio.converter import PayloadCodec
 
 from engine.db import PayloadBlob
 
-MIN_SIZE = 1024  # bytes of JSON: smaller values stay inline
-# Template bodies are shared by every account of a version: by reference from this size (a reference is ~76 bytes),
-# so `send_email` inputs carry no template body.
-BY_REFERENCE = frozenset({"html_template", "text_template"})
-TEMPLATE_MIN_SIZE = 96
-_BY_REFERENCE_KEYS = tuple(f'"{key}"'.encode() for key in BY_REFERENCE)
+MIN_SIZE = 1024  # bytes of JSON: a shared value smaller than this stays inline
+# Keys whose values are the same for every account of a journey version, from the size where a reference
+# (~76 bytes) pays: template bodies always go by reference, so `send_email` inputs carry none.
+SHARED = {"plan": MIN_SIZE, "role_template": MIN_SIZE, "html_template": 96, "text_template": 96}
+_SHARED_KEYS = tuple(f'"{key}"'.encode() for key in SHARED)
 MARK = "journey-blobs"
 REFERENCE = "$blob"
 CACHED = 256  # values kept decoded in memory (Plans and templates of the versions running)
@@ -53,9 +54,8 @@ class ClaimCheckCodec(PayloadCodec):
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         encoded = []
         for payload in payloads:
-            if payload.metadata.get("encoding") != b"json/plain" or (
-                len(payload.data) < MIN_SIZE and not any(key in payload.data for key in _BY_REFERENCE_KEYS)
-            ):
+            shareable = any(key in payload.data for key in _SHARED_KEYS)
+            if payload.metadata.get("encoding") != b"json/plain" or not shareable:
                 encoded.append(payload)
                 continue
             value = json.loads(payload.data)
@@ -64,8 +64,10 @@ class ClaimCheckCodec(PayloadCodec):
                 continue
             blobs: dict[str, bytes] = {}
             for key, item in value.items():
+                if key not in SHARED:
+                    continue
                 data = json.dumps(item, separators=(",", ":"), sort_keys=True).encode()
-                if len(data) >= (TEMPLATE_MIN_SIZE if key in BY_REFERENCE else MIN_SIZE):
+                if len(data) >= SHARED[key]:
                     digest = hashlib.sha256(data).hexdigest()
                     blobs[digest] = data
                     value[key] = {REFERENCE: digest}

@@ -41,6 +41,20 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+async def _healthy(address: str, home: Path) -> None:
+    """Wait until the server answers: it listens a moment before its frontend serves ("Frontend is not healthy
+    yet"), and a restarted server on an existing database takes longer."""
+    for _ in range(300):
+        try:
+            await Client.connect(address)
+            return
+        except RuntimeError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError(
+        f"the Temporal dev server at {address} did not become healthy within 30 s; see {home}/temporal.log"
+    )
+
+
 @contextlib.asynccontextmanager
 async def dev_server(home: Path, port: int = DEV_PORT, ui_port: int = UI_PORT) -> AsyncIterator[str]:
     """Temporal's dev server with WAL SQLite under `home`; yields its address, stops it on exit."""
@@ -85,6 +99,7 @@ async def dev_server(home: Path, port: int = DEV_PORT, ui_port: int = UI_PORT) -
             await asyncio.sleep(0.1)
         else:
             raise RuntimeError(f"the Temporal dev server did not listen on {port} within 30 s")
+        await _healthy(f"127.0.0.1:{port}", home)
         yield f"127.0.0.1:{port}"
     finally:
         process.send_signal(signal.SIGTERM)

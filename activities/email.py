@@ -36,7 +36,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.delivery import Delivery, RecipientRefusedError
 from engine.context import account_data, full_name, person_data
-from engine.db import Account, OutboxMessage, Person, utcnow
+from engine.db import Account, OutboxMessage, Person, suppressed_emails, utcnow
 from engine.language import templates
 from engine.language.conditions import Scope, compile_condition
 from engine.language.errors import ExpressionError
@@ -102,7 +102,6 @@ class EmailActivities:
             counts[await _in_thread(progress, self._send_one, request, account, recipient)] += 1
             progress.update(person=recipient.id, **counts)
             activity.heartbeat(dict(progress))
-        # 'refused' has no field in the result yet; it is logged and recorded in the outbox.
         return SendEmailResult(**{name: counts[name] for name in SendEmailResult.model_fields})
 
     def _recipients(self, request: SendEmailRequest) -> tuple[dict[str, Any], list[_Recipient], Counter[str]]:
@@ -114,6 +113,8 @@ class EmailActivities:
             account = account_data(account_row)
             query = select(Person).where(Person.account_id == request.account_id).order_by(col(Person.id))
             people = session.exec(query).all()
+            # Erased (`journey forget`): a person re-created since, or set mailable by hand, is still never mailed.
+            erased = suppressed_emails(session, [person.email for person in people if person.email])
         logger = _logger(request)
         now = datetime.now(UTC)
         recipients: list[_Recipient] = []
@@ -132,7 +133,7 @@ class EmailActivities:
                 if condition and not condition.evaluate(person=data, account=account, buying_group=group, now=now):
                     counts["not_matching"] += 1
                     continue
-                reason = "unsubscribed" if person.unsubscribed else "no_address" if not person.email else None
+                reason = _skip_reason(person, erased)
                 if reason is not None:
                     counts[f"skipped_{reason}"] += 1
                     logger.info("email.skipped", person=person.id, reason=reason)
@@ -150,6 +151,9 @@ class EmailActivities:
             row = _outbox_row(session, key)
             if row is not None and row.status == "sent":
                 return "already_sent"
+            if suppressed_emails(session, [recipient.email]):  # erased while this batch was being sent
+                _logger(request).info("email.skipped", person=recipient.id, reason="erased")
+                return "skipped_erased"
             subject, html, text = self._render(request, account, recipient)
             html = self._tracked(html, request, recipient, key)
             if row is None:
@@ -380,12 +384,24 @@ def _chosen_by_role(request: SendEmailRequest, people: Sequence[Person], roles: 
     return None
 
 
+def _skip_reason(person: Person, erased: set[str]) -> str | None:
+    """Why `person` gets no email, or None when they may get one."""
+    if person.email in erased:
+        return "erased"
+    if person.unsubscribed:
+        return "unsubscribed"
+    return None if person.email else "no_address"
+
+
 def send_once(engine: Engine, delivery: Delivery, row: OutboxMessage, message: EmailMessage) -> bool:
     """Stores `row` in the outbox unless its idempotency key is there, then delivers `message` unless that
     row says 'sent'. True when this call delivered, False when an earlier call had. A delivery error marks
-    the row failed and propagates: RecipientRefusedError for good, anything else is worth a retry."""
+    the row failed and propagates: RecipientRefusedError for good, anything else is worth a retry; an erased
+    address (`journey forget`) is refused for good before anything is stored."""
     key = row.idempotency_key
     with Session(engine) as session:
+        if suppressed_emails(session, [row.to_address]):
+            raise RecipientRefusedError("the address was erased (journey forget) and is never emailed")
         stored = _outbox_row(session, key)
         if stored is None:
             session.add(row)

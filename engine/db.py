@@ -7,18 +7,33 @@ or a handoff is written once however often an activity retries.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, LargeBinary, Table, UniqueConstraint, event, insert
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    LargeBinary,
+    Table,
+    UniqueConstraint,
+    event,
+    func,
+    insert,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.schema import CreateIndex
 from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 DEFAULT_HOME = Path(".journey")
 
@@ -87,6 +102,12 @@ def _json() -> Any:
     return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 
 
+def _changed_at() -> Any:
+    """When the row last changed: set on insert and by every UPDATE that does not set it itself. Nullable, because
+    rows of databases from before the column have no such moment."""
+    return _when(nullable=True, default=utcnow, onupdate=utcnow)
+
+
 class Account(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=64, description="readable id, e.g. 'acme-corp'")
     name: str
@@ -99,6 +120,7 @@ class Account(SQLModel, table=True):
     owner_email: str | None = None
     attributes: dict[str, Any] = _json()
     created_at: datetime = _when(nullable=False, default=utcnow)
+    updated_at: datetime | None = _changed_at()
 
 
 class Person(SQLModel, table=True):
@@ -115,6 +137,28 @@ class Person(SQLModel, table=True):
     engagement_score: float = 0.0
     attributes: dict[str, Any] = _json()
     created_at: datetime = _when(nullable=False, default=utcnow)
+    updated_at: datetime | None = _changed_at()
+
+
+# People are found by email whatever its case (imports, upserts): `lower(email) IN (...)` needs its own index.
+Index("ix_person_email_lower", func.lower(Person.__table__.c.email))  # type: ignore[attr-defined]
+
+
+class Opportunity(SQLModel, table=True):
+    """A sales opportunity of an account, as the CRM has it (`journey import opportunities`)."""
+
+    id: str = Field(primary_key=True, max_length=64, description="the CRM's opportunity id")
+    account_id: str = Field(foreign_key="account.id", index=True)
+    name: str
+    stage: str | None = None
+    amount: float | None = None
+    currency: str | None = Field(default=None, max_length=3, description="ISO 4217 code, e.g. 'EUR'")
+    close_date: date | None = None
+    is_closed: bool = False
+    is_won: bool = False
+    attributes: dict[str, Any] = _json()
+    created_at: datetime = _when(nullable=False, default=utcnow)
+    updated_at: datetime | None = _changed_at()
 
 
 class SolutionInterestRecord(SQLModel, table=True):
@@ -260,6 +304,46 @@ class JourneyVersion(SQLModel, table=True):
     published_at: datetime = _when(nullable=False, default=utcnow)
 
 
+class Suppression(SQLModel, table=True):
+    """An address that is never emailed again, kept after its person was erased (`journey forget`). Only its
+    digest is stored (email_digest), so the record names nobody, yet a later send, import or event carrying
+    the same address is recognised."""
+
+    digest: str = Field(primary_key=True, max_length=64, description="email_digest of the address")
+    reason: str = Field(default="erased", description="why: 'erased' (GDPR Art. 17)")
+    created_at: datetime = _when(nullable=False, default=utcnow)
+
+
+# A plain SHA-256, not an HMAC under a secret from the environment: the suppression must hold in every process
+# (workers, `journey serve`, the CLI, imports) for as long as the database lives, and a key that one process
+# lacks, mistypes or rotates would let an erased person be emailed again without any error, the one failure
+# this record exists to prevent. What a key would add: someone holding a copy of the database could not test a
+# guessed address against it. The prefix keeps the digests apart from the "hashed email" lists of ad
+# platforms (plain SHA-256 of the lower-cased address), so they cannot be joined with those.
+_DIGEST_PREFIX = b"journey-suppression/v1:"
+
+
+def normalise_email(email: str) -> str:
+    """The form addresses are compared in: surrounding spaces dropped, lower-cased."""
+    return email.strip().lower()
+
+
+def email_digest(email: str) -> str:
+    """Hex SHA-256 of the normalised address (see _DIGEST_PREFIX for why no key)."""
+    return hashlib.sha256(_DIGEST_PREFIX + normalise_email(email).encode()).hexdigest()
+
+
+def suppressed_emails(session: Session, emails: Iterable[str]) -> set[str]:
+    """The addresses among `emails` (as given) that must never be emailed: their person was erased."""
+    digests: dict[str, list[str]] = {}
+    for email in emails:
+        digests.setdefault(email_digest(email), []).append(email)
+    if not digests:
+        return set()
+    found = session.exec(select(Suppression.digest).where(col(Suppression.digest).in_(list(digests)))).all()
+    return {email for digest in found for email in digests[digest]}
+
+
 def database_url() -> str:
     """JOURNEY_DATABASE_URL, or a SQLite file under JOURNEY_HOME (default `.journey/`)."""
     url = os.environ.get("JOURNEY_DATABASE_URL")
@@ -305,11 +389,35 @@ def database(url: str | None = None) -> Iterator[Engine]:
 def init_db(engine: Engine) -> None:
     """Create every table and index that is missing; running it again changes nothing."""
     SQLModel.metadata.create_all(engine)
+    _add_missing_columns(engine)
     # create_all skips the indexes of tables that already exist: add those declared since (e.g. analytics').
-    for table in SQLModel.metadata.sorted_tables:
-        for index in table.indexes:
-            index.create(engine, checkfirst=True)
+    # IF NOT EXISTS rather than checkfirst: SQLite cannot reflect an expression index such as lower(email).
+    with engine.begin() as connection:
+        for table in SQLModel.metadata.sorted_tables:
+            for index in table.indexes:
+                connection.execute(CreateIndex(index, if_not_exists=True))
     _backfill_journey_accounts(engine)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """create_all skips the columns declared since a table was created (e.g. updated_at): add them. Only nullable
+    columns can be added to rows that exist, so a new column must be declared nullable."""
+    inspector = inspect(engine)
+    quote = engine.dialect.identifier_preparer
+    missing = []
+    for table in SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing += [(table, column) for column in table.columns if column.name not in present]
+    if not missing:
+        return
+    with engine.begin() as connection:
+        for table, column in missing:
+            if not column.nullable:
+                raise RuntimeError(f"column {table.name}.{column.name} must be nullable to be added to existing rows")
+            kind = column.type.compile(dialect=engine.dialect)
+            connection.execute(
+                text(f"ALTER TABLE {quote.format_table(table)} ADD COLUMN {quote.format_column(column)} {kind}")
+            )
 
 
 def _backfill_journey_accounts(engine: Engine) -> None:

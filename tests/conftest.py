@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -38,11 +39,18 @@ def _as_postgres(*command: str) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else list(command)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A throwaway PostgreSQL 15 server on a free loopback port, for the whole test session."""
+class PostgresUnavailableError(Exception):
+    """This machine cannot run the throwaway server (no binaries, or initdb refuses)."""
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL 15 server on a free loopback port, removed afterwards: the tests' `postgres_url` and
+    `bench/import.py --postgres` use it."""
     if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN}: install postgresql-15 or set JOURNEY_PG_BIN")
+        raise PostgresUnavailableError(
+            f"PostgreSQL server binaries not found in {PG_BIN}: install postgresql-15 or set JOURNEY_PG_BIN"
+        )
     data = Path(tempfile.mkdtemp(prefix="journey-pg-"))
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
@@ -53,7 +61,8 @@ def postgres_url() -> Iterator[str]:
         text=True,
     )
     if initdb.returncode != 0:
-        pytest.skip(f"PostgreSQL cannot start here (initdb: {initdb.stderr.strip()[-300:]})")
+        shutil.rmtree(data, ignore_errors=True)
+        raise PostgresUnavailableError(f"PostgreSQL cannot start here (initdb: {initdb.stderr.strip()[-300:]})")
     options = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off"
     subprocess.run(
         _as_postgres(
@@ -78,6 +87,17 @@ def postgres_url() -> Iterator[str]:
             _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"), capture_output=True
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL 15 server on a free loopback port, for the whole test session."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server())
+        except PostgresUnavailableError as error:
+            pytest.skip(str(error))
+        yield url
 
 
 # --- Temporal -------------------------------------------------------------------------------------

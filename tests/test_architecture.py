@@ -26,8 +26,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "engine.buying_groups": ("engine.buying_groups", "engine.workflow.contracts", "activities", *FOUNDATION),
     "engine.runtime": ("engine.runtime", "engine.workflow", "activities", *FOUNDATION),
     "engine.analytics": ("engine.analytics", "engine.runtime.publish", *FOUNDATION),
+    "engine.data": ("engine.data", *FOUNDATION),
     "engine.service": (
         "engine.service",
+        "engine.data",
         "engine.analytics",
         "engine.runtime",
         "engine.workflow.contracts",
@@ -36,6 +38,7 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     ),
     "engine.dev": (
         "engine.dev",
+        "engine.data",
         "engine.service",
         "engine.runtime",
         "engine.buying_groups",

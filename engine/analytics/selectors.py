@@ -25,7 +25,7 @@ from engine.language.model import EVENT_TYPES
 
 STEP_TYPES = ("node_entered", "node_left")
 OPPORTUNITY_TYPES = ("opportunity_created", "opportunity_stage_changed")
-KNOWN_TYPES = (*EVENT_TYPES, *STEP_TYPES, "account_updated")
+KNOWN_TYPES = (*EVENT_TYPES, *STEP_TYPES)
 
 # `event.<name>` reads these columns of the event log; every other name is a key of the payload, as in
 # the journey language where an event's payload keys are `event.<key>`.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from engine.cli import analytics, buying_groups, data, journeys, operators, run, service
+from engine.cli import analytics, buying_groups, data, imports, journeys, operators, privacy, run, service
 from engine.cli.common import group
 
 app = group(
@@ -14,7 +14,7 @@ app = group(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for commands in (journeys, data, run, buying_groups, operators, service):
+for commands in (journeys, data, imports, run, buying_groups, operators, service, privacy):
     commands.register(app)
 app.add_typer(analytics.app, name="analytics")
 

@@ -4,8 +4,9 @@ Everything comes from one `random.Random(SEED)`, so every run on every machine p
 (created_at dates included, all within 2025), and the first N accounts are the same whatever the total.
 The audiences of journeys/*.yaml each match a few dozen accounts, and the job titles and departments
 cover every role rule of buying_groups.yaml. Mail can never reach anyone: domains use the reserved
-`.example` TLD. Loading is idempotent: accounts and people that exist (by id, by email, or by account
-and name for people without one) are left as they are, so what a journey changed survives a reload;
+`.example` TLD. Loading is idempotent and goes through the import's upsert: accounts and people that exist
+(by id, by email, or by account and name for people without one) are left as they are, so what a journey
+changed survives a reload;
 solution interests are upserted because they mirror buying_groups.yaml. Buying groups are not created
 here: that is the buying-group engine's job.
 """
@@ -21,8 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
+from engine.data.fields import Kind
+from engine.data.upsert import CHUNK, upsert
+from engine.data.validate import Record
 from engine.db import Account, Person, SolutionInterestRecord
 from engine.language.workspace import load_workspace
 
@@ -143,27 +147,35 @@ class _DemoSet:
 
 
 def load_demo_data(engine: Engine, journeys_folder: Path = Path("journeys"), accounts: int = 300) -> dict[str, int]:
-    """Insert the demo accounts, people and solution interests that are missing; return the set's sizes."""
+    """Insert the demo accounts, people and solution interests that are missing; return the set's sizes.
+
+    Accounts and people go through the import's upsert (engine/data/upsert.py), keeping what exists. They
+    record no events: the demo set is the state the journeys start from, not news for running ones."""
     interests = _solution_interests(journeys_folder)
     demo = build_demo_set(accounts)
     with Session(engine) as session:
         for interest in interests:
             session.merge(interest)
-        known_accounts = set(session.exec(select(Account.id)).all())
-        session.add_all(account for account in demo.accounts if account.id not in known_accounts)
-        session.flush()  # the accounts before the people that point at them
-        known_emails = {email for email in session.exec(select(Person.email)).all() if email is not None}
-        unnamed = select(Person.account_id, Person.first_name, Person.last_name).where(col(Person.email).is_(None))
-        known_unnamed = {tuple(row) for row in session.exec(unnamed).all()}
-        session.add_all(person for person in demo.people if not _known(person, known_emails, known_unnamed))
         session.commit()
+    with engine.begin() as connection:
+        kinds: tuple[tuple[Kind, list[Record]], ...] = (
+            ("accounts", _records(demo.accounts)),
+            ("people", _records(demo.people)),
+        )
+        for kind, records in kinds:
+            for start in range(0, len(records), CHUNK):
+                upsert(connection, kind, records[start : start + CHUNK], keep_existing=True, events=False)
     return {"accounts": len(demo.accounts), "people": len(demo.people), "solution interests": len(interests)}
 
 
-def _known(person: Person, emails: set[str], unnamed: set[tuple[Any, ...]]) -> bool:
-    if person.email is not None:
-        return person.email in emails
-    return (person.account_id, person.first_name, person.last_name) in unnamed
+def _records(rows: list[Account] | list[Person]) -> list[Record]:
+    records = []
+    for row in rows:
+        values = row.model_dump(exclude={"attributes", "updated_at"} | ({"id"} if isinstance(row, Person) else set()))
+        kind: Kind = "accounts" if isinstance(row, Account) else "people"
+        key = row.id if isinstance(row, Account) else (row.email.lower() if row.email else None)
+        records.append(Record(kind, key, values, dict(row.attributes)))
+    return records
 
 
 def _solution_interests(folder: Path) -> list[SolutionInterestRecord]:

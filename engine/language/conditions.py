@@ -97,6 +97,7 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "person_updated": frozenset({"changes"}),
     "opportunity_created": frozenset({"opportunity", "stage", "amount"}),
     "opportunity_stage_changed": frozenset({"opportunity", "stage", "amount"}),
+    "account_updated": frozenset({"changes"}),
 }
 _FILTERS = (
     "abs",

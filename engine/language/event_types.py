@@ -25,6 +25,7 @@ EVENTS_FILE = "events.yaml"
 # Not events a sender may send: the workflow and the engine write these themselves.
 RESERVED = frozenset(
     {"node_entered", "node_left", "journey_entered", "journey_ended", "account_updated", "unsubscribed"}
+    | {"person_erased"}
 )
 
 
@@ -50,13 +51,26 @@ class EventTypes:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """Every type a journey may wait for and the relay delivers, the engine's own `account_updated` too."""
         return tuple(self.fields)
+
+    def refusal(self, name: str) -> str | None:
+        """Why a sender may not send this type (None when it may)."""
+        if name in RESERVED:
+            return (
+                f"'{name}' is recorded by the engine itself, not sent: change accounts with `journey import "
+                "accounts` or the upsert API, and the engine records what changed"
+            )
+        if name not in self.fields:
+            return self.unknown(name)
+        return None
 
     def unknown(self, name: str) -> str:
         """The message for a type that is neither built in nor declared."""
+        sendable = [known for known in self.fields if known not in RESERVED]
         return (
-            f"unknown event type '{name}'{did_you_mean(name, self.fields)}: expected one of "
-            f"{', '.join(self.fields)}, or declare it in journeys/{EVENTS_FILE}"
+            f"unknown event type '{name}'{did_you_mean(name, sendable)}: expected one of "
+            f"{', '.join(sendable)}, or declare it in journeys/{EVENTS_FILE}"
         )
 
 

@@ -49,6 +49,7 @@ EVENT_TYPES = (
     "person_updated",
     "opportunity_created",
     "opportunity_stage_changed",
+    "account_updated",  # recorded by the engine when an import or upsert changes an account; not sent
 )
 _REENTRY = re.compile(r"^(never|after\s+\d+\s*[smhdw])$")
 

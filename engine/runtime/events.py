@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+import structlog
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -21,12 +22,14 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.context import person_data
-from engine.db import Account, ActivityEvent, JourneyAccount, Person, utcnow
+from engine.db import Account, ActivityEvent, JourneyAccount, Person, email_digest, suppressed_emails, utcnow
 from engine.language.model import EVENT_TYPES
 from engine.runtime import temporal
 from engine.workflow.contracts import JourneyEvent
 
 Status = Literal["accepted", "duplicate", "unmatched"]
+log = structlog.get_logger("events")
+ERASED_REASON = "the person was erased (journey forget): stored without their address"
 
 
 @dataclass
@@ -127,6 +130,7 @@ class _Batch:
         self.people: dict[str, Person] = {}
         if emails:
             self.people = {p.email or "": p for p in session.exec(select(Person).where(col(Person.email).in_(emails)))}
+        self.erased = suppressed_emails(session, emails)
 
     def judge(self) -> tuple[list[Recorded], list[dict[str, Any]]]:
         results, rows = [], []
@@ -156,13 +160,16 @@ class _Batch:
             # Only an email on the account's own domain becomes one of its people: an event naming the account
             # by id must not add a stranger whom every `to: all` email would then reach.
             if not item.account_id or _domain(email) == self.domains.get(account_id):
-                person = _create_person(self.session, account_id, email, payload)
+                person = _create_person(self.session, account_id, email, payload, email in self.erased)
                 self.people[email] = person
             else:
                 reason = (
                     f"'{email}' is not on account '{account_id}''s domain "
                     f"({self.domains.get(account_id) or 'none set'}): only an email on it creates a person"
                 )
+        if person is None and email in self.erased and email not in self.people:
+            # An erased person's old email opened or clicked, say: the account keeps the event, without them.
+            email, payload, reason = None, {k: v for k, v in payload.items() if k != "fields"}, ERASED_REASON
         reason = reason or _unmatched(item, account_id, person)
         shown_account = account_id or item.account_id
         event = JourneyEvent(
@@ -215,15 +222,22 @@ CREATING_EVENTS = frozenset({"person_added", "form_fill"})
 _PERSON_FIELDS = ("first_name", "last_name", "job_title", "department", "seniority", "phone")
 
 
-def _create_person(session: Session, account_id: str, email: str, payload: dict[str, Any]) -> Person:
-    """A new person from the event's data (form fields or payload), committed with the event."""
+def _create_person(
+    session: Session, account_id: str, email: str, payload: dict[str, Any], erased: bool = False
+) -> Person:
+    """A new person from the event's data (form fields or payload), committed with the event.
+
+    An erased address comes back as an unsubscribed person: the form fill is theirs to make and still moves
+    the account's journeys on, but the suppression stands, so no journey emails them (README, Erasure)."""
     fields = {**payload, **(payload.get("fields") or {})}
-    person = Person(account_id=account_id, email=email)
+    person = Person(account_id=account_id, email=email, unsubscribed=erased)
     for name in _PERSON_FIELDS:
         if fields.get(name):
             setattr(person, name, str(fields[name]))
     session.add(person)
     session.flush()
+    if erased:
+        log.warning("person.recreated_unsubscribed", digest=email_digest(email), account=account_id, person=person.id)
     return person
 
 

@@ -89,10 +89,9 @@ def judge(raw: Any, index: int, single: bool, types: EventTypes) -> EventIn | Ev
         return EventAnswer(
             index=index, event_id=event_id, status="rejected", reason=reason, path=_path(prefix, first["loc"])
         )
-    if event.type not in types.fields:
-        reason = types.unknown(event.type)
+    if refusal := types.refusal(event.type):
         return EventAnswer(
-            index=index, event_id=event_id, status="rejected", reason=reason, path=_path(prefix, ("type",))
+            index=index, event_id=event_id, status="rejected", reason=refusal, path=_path(prefix, ("type",))
         )
     if event.type == "form_fill" and not isinstance(event.payload.get("form"), str):
         reason = "a form_fill names its form: payload.form (text)"

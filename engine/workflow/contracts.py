@@ -223,6 +223,7 @@ class SendEmailResult(Contract):
     already_sent: int = Field(0, description="messages a previous attempt had delivered")
     skipped_unsubscribed: int = 0
     skipped_no_address: int = 0
+    skipped_erased: int = Field(0, description="people whose address was erased (journey forget)")
     not_matching: int = Field(0, description="people the `where` condition left out")
     refused: int = Field(0, description="addresses the mail server refused for good (5xx); see the outbox")
 

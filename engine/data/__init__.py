@@ -1,0 +1,1 @@
+"""A team's own data in: accounts, people and opportunities read, validated and upserted in bulk."""

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.analytics import web as analytics_web
 from engine.language.event_types import EventTypes
 from engine.runtime import temporal
-from engine.service import auth, codec, email_links, ingest, privacy
+from engine.service import auth, codec, email_links, ingest, privacy, records
 from engine.service.limits import DEFAULT_MAX_BODY, BodyLimit
 from engine.service.metrics import CONTENT_TYPE, Metrics
 from engine.service.relay import MAX_BACKOFF, Relay, TemporalLink, parked_count, undelivered_count
@@ -288,6 +288,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app.include_router(email_links.router(config.engine, config.tokens, config.types, metrics, answered))
     app.include_router(privacy.router(config.engine, caller))  # erasure, with the credentials of events
+    app.include_router(records.router(config.engine, caller, lambda: relay.wake.set() if relay else None))
     # Account analytics pages (issue 8) read the same database and need the same credentials as events.
     app.dependency_overrides[analytics_web.analytics_engine] = lambda: config.engine
     app.include_router(analytics_web.router, dependencies=[Depends(caller)], responses=_ANALYTICS_ANSWERS)

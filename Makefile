@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/compile.py --nodes 2000
 	$(BIN)/python bench/throughput.py --accounts 1000
 	$(BIN)/python bench/events.py --events 20000
+	$(BIN)/python bench/import.py --accounts 100000 --people 500000
+	$(BIN)/python bench/scale.py --accounts 20000
 
 clean:
 	rm -rf $(VENV) .journey .pytest_cache .ruff_cache .mypy_cache

@@ -16,6 +16,7 @@ import pytest
 import support
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
 from support import SmtpInbox
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -98,6 +99,24 @@ def postgres_url() -> Iterator[str]:
         except PostgresUnavailableError as error:
             pytest.skip(str(error))
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh journey database with its schema, once on SQLite and once on the session's PostgreSQL (emptied
+    before and after: that server lives for the whole session)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'journey.db'}"
+    else:
+        url = str(request.getfixturevalue("postgres_url"))
+    engine = make_engine(url)
+    if request.param == "postgresql":
+        SQLModel.metadata.drop_all(engine)
+    init_db(engine)
+    yield engine
+    if request.param == "postgresql":
+        SQLModel.metadata.drop_all(engine)
+    engine.dispose()
 
 
 # --- Temporal -------------------------------------------------------------------------------------

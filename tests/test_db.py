@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
-from engine.db import Account, ActivityEvent, OutboxMessage, database_url, init_db, insert_new, make_engine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'journey.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_url"))
-    engine = make_engine(url)
-    yield engine
-    if request.param == "postgresql":
-        SQLModel.metadata.drop_all(engine)  # the server lives for the session; each test starts empty
-    engine.dispose()
+from engine.db import Account, ActivityEvent, OutboxMessage, database_url, init_db, insert_new
 
 
 class TestSchema:

@@ -10,7 +10,6 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
-from pathlib import Path
 
 import httpx
 import pytest
@@ -42,8 +41,6 @@ from engine.db import (
     SolutionInterestRecord,
     Suppression,
     email_digest,
-    init_db,
-    make_engine,
 )
 from engine.language.model import Recipients, Role, RoleTemplate
 from engine.runtime import events
@@ -56,19 +53,6 @@ ANA = "Ana.Ruiz@acme-corp.example"  # stored as typed; erased in another case, w
 ADDRESS = ANA.lower()
 PHONE = "+34 600 111 222"
 OWNER = "olga@northfield.example"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'journey.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(str(url))
-    init_db(engine)
-    yield engine
-    if request.param == "postgresql":
-        SQLModel.metadata.drop_all(engine)  # the server lives for the session; each test starts empty
-    engine.dispose()
 
 
 @dataclass(frozen=True)

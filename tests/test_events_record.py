@@ -3,32 +3,18 @@ domain creates a person (issue 13)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 from support import add_account
 from typer.testing import CliRunner
 
 from engine.cli import app as cli
 from engine.db import ActivityEvent, Person, init_db, make_engine
 from engine.runtime import events
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'journey.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(str(url))
-    init_db(engine)
-    yield engine
-    if request.param == "postgresql":
-        SQLModel.metadata.drop_all(engine)
-    engine.dispose()
 
 
 def stored_at(engine: Engine, key: str) -> datetime:

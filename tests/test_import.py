@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 from support import add_account, write_journey
 from typer.testing import CliRunner
 
@@ -29,7 +27,6 @@ from engine.db import (
     Suppression,
     email_digest,
     init_db,
-    make_engine,
 )
 from engine.language.event_types import EventTypes
 from engine.service import ingest
@@ -44,21 +41,6 @@ email;account_id;first_name;job_title;unsubscribed
 Elena.Marquez@acme-corp.example;acme-corp;Elena;CTO;false
 bob@beta.example;beta;Bob;Engineer;yes
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh database with the schema, on SQLite and on the session's PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'journey.db'}"
-    else:
-        url = str(request.getfixturevalue("postgres_url"))
-    engine = make_engine(url)
-    SQLModel.metadata.drop_all(engine)  # the PostgreSQL server lives for the session
-    init_db(engine)
-    yield engine
-    SQLModel.metadata.drop_all(engine)
-    engine.dispose()
 
 
 def write(folder: Path, name: str, content: str) -> Path:

@@ -3,36 +3,22 @@ a verdict per item, idempotency, change events, and refusals that store nothing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
-from engine.db import Account, ActivityEvent, Opportunity, Person, init_db, make_engine
+from engine.db import Account, ActivityEvent, Opportunity, Person
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
 from engine.service.serve import serving
 
 ACME = {"id": "acme-corp", "name": "Acme Corp", "domain": "acme-corp.example", "employees": 250, "timezone": "UTC"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = (
-        f"sqlite:///{tmp_path / 'journey.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    )
-    engine = make_engine(str(url))
-    init_db(engine)
-    yield engine
-    if request.param == "postgresql":
-        SQLModel.metadata.drop_all(engine)  # the server lives for the session; each test starts empty
-    engine.dispose()
 
 
 @dataclass

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -21,8 +22,10 @@ from support import SmtpInbox
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from activities.delivery import OutboxFileDelivery
 from engine.db import init_db, make_engine
 from engine.runtime import temporal
+from engine.runtime.workers import running_worker
 from engine.workflow import visibility
 
 REPO = Path(__file__).resolve().parent.parent
@@ -139,6 +142,15 @@ def db(tmp_path: Path) -> Iterator[Engine]:
     init_db(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
+    """A worker with every workflow and the real activities on a fresh task queue of the time-skipping server;
+    emails go to files under tmp_path/outbox. Yields the task queue."""
+    task_queue = f"test-{uuid.uuid4()}"
+    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
+        yield task_queue
 
 
 @pytest.fixture(scope="session")

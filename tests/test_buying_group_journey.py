@@ -53,13 +53,6 @@ solution_interests:
 """
 
 
-@pytest.fixture
-async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
-    task_queue = f"test-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
-        yield task_queue
-
-
 def arrival(person: str) -> JourneyEvent:
     return JourneyEvent(
         type="person_added",

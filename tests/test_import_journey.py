@@ -5,22 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from support import add_account, write_journey
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery import OutboxFileDelivery
 from engine.data.importer import upsert_items
 from engine.db import ActivityEvent
 from engine.language.event_types import EventTypes
 from engine.runtime import publish, temporal
-from engine.runtime.workers import running_worker
 from engine.service.relay import Relay, TemporalLink, undelivered_count
 from engine.workflow.contracts import JourneyResult
 
@@ -37,13 +33,6 @@ WAIT_FOR_CHANGE = """
 - id: timed_out
   type: end
 """
-
-
-@pytest.fixture
-async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
-    task_queue = f"test-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
-        yield task_queue
 
 
 async def test_an_upserted_change_reaches_a_waiting_journey(

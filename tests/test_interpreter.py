@@ -8,7 +8,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,14 +35,6 @@ from activities.delivery import OutboxFileDelivery
 from engine.db import Account
 from engine.runtime.workers import running_worker
 from engine.workflow.contracts import JourneyEvent, JourneyResult, JourneySettings
-
-
-@pytest.fixture
-async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
-    """A worker on a fresh task queue, with the real activities; yields the task queue."""
-    task_queue = f"test-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
-        yield task_queue
 
 
 def event(type_: str = "form_fill", event_id: str | None = None, **payload: Any) -> JourneyEvent:

@@ -4,30 +4,19 @@ the workflow starts; databases from before the table get it filled from the even
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from support import WAIT_FOR_DEMO, add_account, write_journey
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery import OutboxFileDelivery
 from engine.db import ActivityEvent, JourneyAccount, init_db
 from engine.language.model import EVENT_TYPES
 from engine.runtime import events, publish, temporal
-from engine.runtime.workers import running_worker
 from engine.service.relay import Relay, TemporalLink, undelivered_count
 from engine.workflow.contracts import JourneyResult
-
-
-@pytest.fixture
-async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
-    task_queue = f"test-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
-        yield task_queue
 
 
 async def test_events_reach_only_journeys_the_account_is_in(

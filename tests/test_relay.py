@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,6 @@ from engine.service.app import _relay_state
 from engine.service.metrics import Metrics
 from engine.service.relay import Relay, TemporalLink, parked_count, undelivered_count
 from engine.workflow.contracts import JourneyResult
-
-
-@pytest.fixture
-async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
-    task_queue = f"test-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
-        yield task_queue
 
 
 def nested(depth: int) -> dict[str, Any]:

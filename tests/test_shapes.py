@@ -5,12 +5,10 @@ adopt the search attributes their starter set. Both leave the same rows in the e
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from support import add_account, add_person, wait_for_state, write_journey
@@ -61,13 +59,6 @@ JOURNEY = """
 - id: done
   type: end
 """
-
-
-@pytest.fixture
-async def worker(time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> AsyncIterator[str]:
-    task_queue = f"test-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, OutboxFileDelivery(tmp_path / "outbox"), task_queue):
-        yield task_queue
 
 
 def _plan(folder: Path) -> Plan:

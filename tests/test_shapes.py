@@ -206,3 +206,56 @@ class TestStartAttributes:
             for event in history.events
         )
         await handle.terminate("test over")
+
+
+class TestEventAsAWaitEnds:
+    """A form fill the server takes after the pause's timer fired, while no worker had run that workflow task yet:
+    the timer and the signal reach the workflow in one task, and the signal handler runs first, while the account
+    still sits at the pause. Since shape 3 the event is kept for wait_demo; shape 2 runs replay as they ran."""
+
+    async def _run_with_late_worker(
+        self, env: WorkflowEnvironment, db: Engine, tmp_path: Path, account: str, shape: int
+    ) -> JourneyResult:
+        plan = _plan(tmp_path)
+        add_account(db, account, employees=250)
+        add_person(db, account, f"ada@{account}.example", first_name="Ada")
+        task_queue = f"test-{uuid.uuid4()}"
+        delivery = OutboxFileDelivery(tmp_path / "outbox")
+        handle: WorkflowHandle[Any, JourneyResult] = await env.client.start_workflow(
+            "Journey",
+            JourneyInput(plan=plan, account_id=account, shape=shape),
+            id=f"{temporal.workflow_id(plan.journey, account)}/{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue,
+            result_type=JourneyResult,
+        )
+        # No cache, so no sticky queue: the next worker gets the workflow task at once (the test server keeps a
+        # task on a stopped worker's sticky queue).
+        async with running_worker(env.client, db, delivery, task_queue, max_cached_workflows=0):
+            await wait_for_state(handle, lambda state: state.get("position") == "pause")
+        await env.sleep(timedelta(seconds=10))  # the 5 s timer fires; no worker takes the workflow task
+        fill = JourneyEvent(
+            type="form_fill", event_id=uuid.uuid4().hex, account_id=account, payload={"form": "demo"},
+            occurred_at=datetime.now(UTC),
+        )  # fmt: skip
+        await handle.signal("event", fill)
+        async with running_worker(env.client, db, delivery, task_queue):
+            result = await handle.result()
+        history = await handle.fetch_history()
+        kinds = _kinds(history)
+        fired = kinds.index(EventType.EVENT_TYPE_TIMER_FIRED)
+        signaled = kinds.index(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+        task = kinds.index(EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED, fired)
+        assert fired < signaled < task, "the timer and the signal must reach the workflow in one task"
+        return result
+
+    async def test_kept_for_the_next_node(self, time_env: WorkflowEnvironment, db: Engine, tmp_path: Path) -> None:
+        result = await self._run_with_late_worker(time_env, db, tmp_path, "late-corp", SHAPE)
+        assert result.visits.get("follow_up") == 1  # wait_demo heard the form fill
+        assert result.emails_sent == 2
+
+    async def test_shape_2_runs_drop_it_as_they_did(
+        self, time_env: WorkflowEnvironment, db: Engine, tmp_path: Path
+    ) -> None:
+        result = await self._run_with_late_worker(time_env, db, tmp_path, "older-corp", 2)
+        assert "follow_up" not in result.visits  # wait_demo timed out after its hour
+        assert result.emails_sent == 1

@@ -70,8 +70,11 @@ class JourneySettings(Contract):
 
 # How a run records itself in its history. 1: every change since the first release behind a patch marker (each
 # `workflow.patched` also upserts TemporalChangeVersion), one StepRecord per row. 2: started with all of them in,
-# no markers; step rows in compact batches (StepBatch), none before a short timer.
-LEGACY_SHAPE, SHAPE = 1, 2
+# no markers; step rows in compact batches (StepBatch), none before a short timer. 3: as 2, and an event that
+# arrives in the workflow task that ends a wait is kept for the next node (a loaded worker can see the timer fire
+# and a later signal in one task; shape 2 dropped it as arriving during the wait).
+LEGACY_SHAPE, SHAPE = 1, 3
+KEEPS_EVENTS_AT_WAIT_END = 3
 
 
 class JourneyInput(Contract):

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.language.render import node_summary
     from engine.workflow import details, visibility
     from engine.workflow.contracts import (
+        KEEPS_EVENTS_AT_WAIT_END,
         AccountRequest,
         BuyingGroupRequest,
         BuyingGroupSnapshot,
@@ -85,6 +86,7 @@ class JourneyWorkflow(OperatorUpdates):
             self._inbox.append(event)
         else:
             self._early = [*self._early, event][-EARLY_EVENTS_KEPT:]
+            self._early_at = [*self._early_at, workflow.now()][-EARLY_EVENTS_KEPT:]
 
     @workflow.query(name="state")
     def state(self) -> dict[str, Any]:
@@ -186,16 +188,23 @@ class JourneyWorkflow(OperatorUpdates):
         self._state = state.model_copy(update={"visits": {**state.visits, node.id: visit}})
         self._listening = node.type in LISTENING_TYPES
         self._inbox = self._carried(node) if self._listening else []
-        self._early = []
+        self._early, self._early_at = [], []
         return visit, True
 
     def _carried(self, node: NodeBase) -> list[JourneyEvent]:
         """Events from the step just before, when that step did not wait (see `event`); at the first node,
-        those that arrived as the journey started."""
+        those that arrived as the journey started. After a wait, only those that arrived in the workflow task
+        that ended it (since shape 3): a signal the server took after the timer fired can reach the workflow in
+        the same task as the timer, and its handler runs first."""
         path = self._current().path
         previous = self._plan().nodes.get(path[-1].node) if path else None
-        if not self._early or (previous is not None and previous.type in WAITING_TYPES):
+        if not self._early:
             return []
+        if previous is not None and previous.type in WAITING_TYPES:
+            if self._input_().shape < KEEPS_EVENTS_AT_WAIT_END:
+                return []
+            entered = self._current().entered_at
+            return [event for event, at in zip(self._early, self._early_at, strict=True) if at >= entered]
         return list(self._early) if self._patched(EARLY_EVENTS_PATCH) else []
 
     def _move(self, exit_: Exit) -> None:

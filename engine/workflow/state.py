@@ -79,6 +79,7 @@ class JourneyBase:
         # Events that arrived while the account was at a node that does not listen (an email being sent):
         # the next node hears them if it listens, so a click right after the send is not lost.
         self._early: list[JourneyEvent] = []
+        self._early_at: list[datetime] = []  # when each of them arrived (workflow time)
         self._seen: dict[str, None] = {}
         # An operator's skip or cancel: the exit the account takes instead of its node's own.
         self._interrupt: Exit | None = None

@@ -43,6 +43,7 @@ async def test_worker_runs_and_stops(dev_env: WorkflowEnvironment, db: Engine, t
             "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
             "JOURNEY_DATABASE_URL": str(db.url),
             "JOURNEY_HOME": str(tmp_path / "home"),
+            "JOURNEY_WORKER_CACHE": "50",
         }
     )
     worker = subprocess.Popen([sys.executable, "worker.py"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
@@ -64,3 +65,12 @@ async def test_worker_runs_and_stops(dev_env: WorkflowEnvironment, db: Engine, t
     assert "worker running" in messages and messages[-1] == "worker stopped"
     running = next(entry for entry in events if entry["event"] == "worker running")
     assert running["task_queue"] == temporal.TASK_QUEUE and running["level"] == "info"
+    assert running["cached_workflows"] == 50
+
+
+def test_a_bad_cache_size_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "JOURNEY_"))}
+    env.update({"JOURNEY_HOME": str(tmp_path / "home"), "JOURNEY_WORKER_CACHE": "lots"})
+    done = subprocess.run([sys.executable, "worker.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "JOURNEY_WORKER_CACHE must be a whole number" in done.stderr and "Traceback" not in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,9 +12,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.accounts import AccountActivities
+from activities.buying_group_changes import BuyingGroupChangeActivities
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import Delivery
 from activities.email import EmailActivities
+from activities.sales_alert import SalesAlertActivities
 from activities.scores import ScoresActivities
 from activities.services import ServiceActivities
 from engine.runtime import temporal
@@ -23,6 +26,20 @@ from engine.workflow.launcher import LauncherWorkflow
 from engine.workflow.scores import ScoresWorkflow
 
 WORKFLOWS: list[type] = [JourneyWorkflow, LauncherWorkflow, ScoresWorkflow]
+DEFAULT_CACHE = 1_000  # the SDK's own default for max_cached_workflows
+
+
+def cache_from_env() -> int:
+    """JOURNEY_WORKER_CACHE: how many accounts' workflows a worker keeps in memory (max_cached_workflows)."""
+    value = os.environ.get("JOURNEY_WORKER_CACHE", "").strip()
+    if not value:
+        return DEFAULT_CACHE
+    if not value.isdigit() or not 0 <= int(value) <= 1_000_000:
+        raise ValueError(
+            f"JOURNEY_WORKER_CACHE must be a whole number of workflows from 0 to 1000000, got '{value}'; "
+            "size it for the accounts active at once (see docs/scale.md)"
+        )
+    return int(value)
 
 
 @asynccontextmanager
@@ -40,6 +57,8 @@ async def running_worker(
     launcher = LauncherActivities(client, engine, task_queue)
     groups = BuyingGroupActivities(engine, delivery)
     scores = ScoresActivities(engine, groups)
+    changes = BuyingGroupChangeActivities(engine, groups)
+    alerts = SalesAlertActivities(engine, delivery)
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -47,6 +66,7 @@ async def running_worker(
         activities=[
             accounts.load_account,
             accounts.update_account,
+            accounts.store_response,
             accounts.record_step,
             accounts.record_steps,
             accounts.log_steps,
@@ -57,6 +77,9 @@ async def running_worker(
             groups.assign,
             groups.load,
             groups.handoff,
+            changes.update,
+            changes.remove,
+            alerts.sales_alert,
             scores.recompute_scores,
         ],
         workflow_runner=temporal.sandbox_runner(),

@@ -16,10 +16,19 @@ from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import account_values
 from activities.keepalive import heartbeating
 from engine.context import account_data
 from engine.db import Account, ActivityEvent, engine_key, insert_new
-from engine.workflow.contracts import AccountRequest, OperatorLog, StepBatch, StepRecord, UpdateAccountRequest
+from engine.language.variants import variant_of
+from engine.workflow.contracts import (
+    AccountRequest,
+    OperatorLog,
+    StepBatch,
+    StepRecord,
+    StoreResponseRequest,
+    UpdateAccountRequest,
+)
 
 log = structlog.get_logger()
 
@@ -98,6 +107,74 @@ class AccountActivities:
                 session.rollback()
             return self._load(request.account_id)
 
+    @activity.defn(name="store_response")
+    @heartbeating
+    async def store_response(self, request: StoreResponseRequest) -> dict[str, Any]:
+        """Save the fields an `external_action` chose from its service's answer, once however often the activity is
+        retried; a value a field cannot take is left out and named in the event. Returns the account's data."""
+        return await asyncio.to_thread(self._store, request)
+
+    def _store(self, request: StoreResponseRequest) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            if (
+                session.exec(select(ActivityEvent.id).where(ActivityEvent.key == engine_key(request.key))).first()
+                is not None
+            ):
+                log.info("response fields already stored", key=request.key, account=request.account_id)
+                return self._load(request.account_id)
+            account = session.get(Account, request.account_id)
+            if account is None:
+                raise ApplicationError(
+                    f"account '{request.account_id}' does not exist", type="AccountNotFound", non_retryable=True
+                )
+            attributes = dict(account.attributes or {})
+            stored: dict[str, Any] = {}
+            changes: dict[str, dict[str, Any]] = {}
+            refused: dict[str, str] = {}
+            for name, raw in request.values.items():
+                try:
+                    value = account_values.checked(name, raw)
+                except account_values.ValueRefusedError as error:
+                    refused[name] = str(error)
+                    continue
+                old = getattr(account, name) if name in _COLUMNS else attributes.get(name)
+                if name in _COLUMNS:
+                    setattr(account, name, value)
+                else:
+                    attributes[name] = value
+                stored[name] = value
+                if old != value:
+                    changes[name] = {"old": old, "new": value}
+            if refused:
+                log.warning(
+                    "response fields refused",
+                    journey=request.journey_id,
+                    account=request.account_id,
+                    node=request.node_id,
+                    refused=refused,
+                )
+            account.attributes = attributes
+            session.add(account)
+            payload: dict[str, Any] = {"set": stored, "add": {}, "changes": changes, "service": request.service_name}
+            if refused:
+                payload["refused"] = refused
+            session.add(
+                ActivityEvent(
+                    key=engine_key(request.key),
+                    type="account_updated",
+                    account_id=request.account_id,
+                    journey_id=request.journey_id,
+                    node_id=request.node_id,
+                    payload=payload,
+                    occurred_at=request.occurred_at,
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # a concurrent attempt stored them first
+                session.rollback()
+            return self._load(request.account_id)
+
     @activity.defn(name="record_step")
     @heartbeating
     async def record_step(self, step: StepRecord) -> None:
@@ -164,17 +241,21 @@ def _number(value: object) -> float:
 
 
 def _step_row(step: StepRecord) -> ActivityEvent:
+    payload: dict[str, Any] = {
+        "version": step.version,
+        "node_type": step.node_type,
+        "visit": step.visit,
+        "branch": step.branch,
+    }
+    # The variant an A/B test gave the account, by name, so analytics group by it whatever its percent was.
+    if step.type == "node_left" and step.node_type == "variant_split":
+        payload["variant"] = variant_of(step.branch)
     return ActivityEvent(
         key=engine_key(step.key),
         type=step.type,
         account_id=step.account_id,
         journey_id=step.journey_id,
         node_id=step.node_id,
-        payload={
-            "version": step.version,
-            "node_type": step.node_type,
-            "visit": step.visit,
-            "branch": step.branch,
-        },
+        payload=payload,
         occurred_at=step.occurred_at,
     )

@@ -108,4 +108,5 @@ def snapshot(
         engagement=group.engagement,
         missing_roles=missing,
         members=rows,
+        status=group.status,
     )

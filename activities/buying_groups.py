@@ -36,6 +36,7 @@ from engine.db import (
     ActivityEvent,
     BuyingGroup,
     BuyingGroupMember,
+    BuyingGroupRemoval,
     Handoff,
     OutboxMessage,
     Person,
@@ -137,6 +138,9 @@ class BuyingGroupActivities:
             member.person_id: member
             for member in session.exec(select(BuyingGroupMember).where(BuyingGroupMember.buying_group_id == group.id))
         }
+        removed = set(
+            session.exec(select(BuyingGroupRemoval.person_id).where(BuyingGroupRemoval.buying_group_id == group.id))
+        )
         # Everyone's score first: a rule may read `person.engagement_score` (the champion role does).
         scores = store.engagement_scores(session, [person.id for person in people if person.id is not None], now)
         for person in people:
@@ -150,8 +154,8 @@ class BuyingGroupActivities:
             raise _permanent(request, f"role template '{template.id}': {error}", "ExpressionError") from None
         account_values = account_data(account)
         for person in people:
-            if person.id is None or person.id in members:
-                continue
+            if person.id is None or person.id in members or person.id in removed:
+                continue  # a person a journey removed is not placed again by rule
             values = person_data(person)
             for role, rule in rules:
                 try:

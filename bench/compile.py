@@ -2,9 +2,10 @@
 
     python bench/compile.py --nodes 2000
 
-The generated journey mixes every account-level node type: chains of emails, waits, event waits and
-splits, with loops that go through a wait, so every check of the compiler (references, reachability,
-ways to an end, loops, expressions, templates) does real work. Last line: `compile N nodes: X.XXX s`.
+The generated journey mixes every account-level node type: chains of emails, waits, event waits, splits and
+A/B tests (variant_split, whose holdouts are checked for sends), with loops that go through a wait, so every
+check of the compiler (references, reachability, ways to an end, loops, expressions, templates) does real work.
+Last line: `compile N nodes: X.XXX s`.
 """
 
 from __future__ import annotations
@@ -41,14 +42,21 @@ STEP = """\
     type: split
     paths:
       - when: "account.industry in ['Agriculture', 'Biotech'] and account.annual_revenue > {i}000"
-        next: {next}
+        next: ab_{i}
     otherwise: {next}
+  - id: ab_{i}
+    type: variant_split
+    salt: "bench-{i}"
+    variants:
+      - {{name: A, percent: 45, next: {next}}}
+      - {{name: B, percent: 45, next: pause_{i}}}
+      - {{name: control, percent: 10, holdout: true, next: done}}
 """
 
 
 def generate(folder: Path, nodes: int) -> Path:
-    steps = max(1, (nodes - 1) // 4)
-    tail = max(0, nodes - 1 - 4 * steps)  # plain waits, so the journey has exactly `nodes` nodes
+    steps = max(1, (nodes - 1) // 5)
+    tail = max(0, nodes - 1 - 5 * steps)  # plain waits, so the journey has exactly `nodes` nodes
     parts = [
         "journey: bench-compile",
         "name: Compile benchmark",

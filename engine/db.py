@@ -176,9 +176,23 @@ class BuyingGroup(SQLModel, table=True):
     account_id: str = Field(foreign_key="account.id", index=True)
     solution_interest_id: str = Field(foreign_key="solution_interest.id")
     stage: str = "awareness"
+    status: str | None = Field(default=None, description="free text a journey's update_buying_group sets")
     completeness: float = 0.0
     engagement: float = 0.0
     updated_at: datetime = _when(nullable=False, default=utcnow)
+
+
+class BuyingGroupRemoval(SQLModel, table=True):
+    """A person a journey removed from a buying group: role rules do not place them in it again (a role assigned
+    by hand still does). No foreign key to person, so erasing the person is not blocked by it."""
+
+    __tablename__ = "buying_group_removal"
+    __table_args__ = (UniqueConstraint("buying_group_id", "person_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    buying_group_id: int = Field(foreign_key="buying_group.id", index=True)
+    person_id: int
+    journey_id: str
+    removed_at: datetime = _when(nullable=False, default=utcnow)
 
 
 class BuyingGroupMember(SQLModel, table=True):

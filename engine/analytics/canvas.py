@@ -3,17 +3,20 @@
 A container reaches step 1 at its first matching event; it reaches step k at its first step-k event after
 the event that reached step k-1, in log order (time, then the log's id: one event never counts for two
 steps). Taking the earliest match at each step makes the count exact: any ordered run of matches through
-the steps implies this one.
+the steps implies this one. Broken down by variant, the accounts are grouped by the variant an A/B test gave them
+(engine/analytics/variants.py) and each group gets its own canvas, so variants compare step by step.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import Field
 from sqlalchemy import literal, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
+from engine.analytics import variants
 from engine.analytics.choices import Container
 from engine.analytics.containers import Filters, population
 from engine.analytics.errors import AnalyticsError
@@ -34,14 +37,38 @@ class CanvasStep(ReportModel):
     median_seconds_from_previous: float | None
 
 
-class CanvasReport(Report):
-    report: str = "canvas"
+class CanvasVariant(ReportModel):
+    """The canvas of the accounts one variant of an A/B test was given."""
+
+    variant: str
+    holdout: bool
+    accounts: int  # given this variant at the split, whether or not they reached a milestone
     steps: list[CanvasStep]
 
 
-def canvas(engine: Engine, steps: list[Selector], container: Container, filters: Filters) -> CanvasReport:
+class CanvasReport(Report):
+    report: str = "canvas"
+    steps: list[CanvasStep]
+    split: str | None = None  # the variant_split broken down by
+    variants: list[CanvasVariant] = Field(default_factory=list)
+
+
+def canvas(
+    engine: Engine,
+    steps: list[Selector],
+    container: Container,
+    filters: Filters,
+    by_variant: bool = False,
+    split: str | None = None,
+) -> CanvasReport:
+    """The milestones reached; with `by_variant`, also per variant of the journey's A/B test (accounts only)."""
     if not steps:
         raise AnalyticsError("a canvas needs at least one step: an event selector such as form_fill")
+    chosen = None
+    if by_variant:
+        if container != Container.account:
+            raise AnalyticsError(f"a breakdown by variant counts accounts, not {container}s: use --container account")
+        chosen = variants.split_of(engine, filters.journey, split)
     people = population(container, filters)
     ctes: list[CTE] = []
     for number, selector in enumerate(steps, start=1):
@@ -54,9 +81,32 @@ def canvas(engine: Engine, steps: list[Selector], container: Container, filters:
     with engine.connect() as connection:
         for index, cid, moment in connection.execute(reached):
             times.setdefault(cid, {})[index] = utc(moment)
+    breakdown: list[CanvasVariant] = []
+    if chosen is not None and filters.journey is not None:
+        found = variants.assignments(engine, filters.journey, chosen)
+        groups = variants.ordered(engine, filters.journey, chosen, set(found.values()))
+        for name, holdout in [*groups, (variants.NO_VARIANT, False)]:
+            members = [by_step for cid, by_step in times.items() if found.get(cid, variants.NO_VARIANT) == name]
+            if name == variants.NO_VARIANT and not members:
+                continue
+            accounts = sum(1 for variant in found.values() if variant == name)
+            breakdown.append(
+                CanvasVariant(variant=name, holdout=holdout, accounts=accounts, steps=_steps(steps, members))
+            )
+    return CanvasReport(
+        container=container,
+        filters=filters.describe(),
+        steps=_steps(steps, list(times.values())),
+        split=chosen,
+        variants=breakdown,
+    )
+
+
+def _steps(steps: list[Selector], reached: list[dict[int, datetime]]) -> list[CanvasStep]:
+    """Counts, conversion and median times of the steps, over the containers' times (step index -> first time)."""
     counts = [0] * len(steps)
     gaps: list[list[float]] = [[] for _ in steps]
-    for by_step in times.values():
+    for by_step in reached:
         for index, moment in by_step.items():
             counts[index] += 1
             if index:
@@ -75,4 +125,4 @@ def canvas(engine: Engine, steps: list[Selector], container: Container, filters:
                 median_seconds_from_previous=median_seconds(gaps[index]),
             )
         )
-    return CanvasReport(container=container, filters=filters.describe(), steps=result)
+    return result

@@ -22,3 +22,9 @@ class Grain(StrEnum):
 class Direction(StrEnum):
     starts_with = "starts_with"
     ends_with = "ends_with"
+
+
+class Breakdown(StrEnum):
+    """What a report can break its counts down by."""
+
+    variant = "variant"  # the variant an A/B test (variant_split) gave each account

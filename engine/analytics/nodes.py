@@ -4,17 +4,22 @@ left by each branch. Read from the `node_entered` / `node_left` rows the journey
 
 An account is at a node now when its latest step in the journey (by time, then log order) entered that
 node: it has not left it yet. Counts cover every version; the graph drawn is the latest published one.
+Broken down by variant, the same counts are given once per variant of an A/B test (engine/analytics/variants.py).
 """
 
 from __future__ import annotations
 
+from pydantic import Field
 from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from engine.analytics import variants
 from engine.analytics.containers import EVENT, PAYLOAD, Filters
 from engine.analytics.report import Report, ReportModel
 from engine.db import ActivityEvent
+from engine.language.plan import Plan
 from engine.runtime.publish import latest_version
 
 ENDED = "(ended)"  # the branch of a node_left with no way on: the journey ended there
@@ -35,6 +40,15 @@ class GraphEdge(ReportModel):
     label: str
 
 
+class VariantNodes(ReportModel):
+    """The node counts of the accounts one variant of an A/B test was given."""
+
+    variant: str
+    holdout: bool
+    accounts: int  # given this variant at the split
+    nodes: list[NodeCount]
+
+
 class NodesReport(Report):
     report: str = "nodes"
     journey: str
@@ -42,14 +56,52 @@ class NodesReport(Report):
     start: str | None
     nodes: list[NodeCount]
     edges: list[GraphEdge]
+    split: str | None = None  # the variant_split broken down by
+    variants: list[VariantNodes] = Field(default_factory=list)
 
 
-def node_counts(engine: Engine, journey: str, filters: Filters) -> NodesReport:
+def node_counts(
+    engine: Engine, journey: str, filters: Filters, by_variant: bool = False, split: str | None = None
+) -> NodesReport:
+    """The counts of every node; with `by_variant`, also per variant of the journey's A/B test (`split`, or its
+    only variant_split), each variant's counts covering only the accounts the split gave that variant."""
     steps = [col(ActivityEvent.journey_id) == journey, col(ActivityEvent.account_id).is_not(None)]
     if filters.since:
         steps.append(col(ActivityEvent.occurred_at) >= filters.since)
     if filters.until:
         steps.append(col(ActivityEvent.occurred_at) < filters.until)
+    plan = latest_version(engine, journey)
+    breakdown: list[VariantNodes] = []
+    chosen = variants.split_of(engine, journey, split) if by_variant else None
+    if chosen is not None:
+        found = variants.assignments(engine, journey, chosen)
+        groups = variants.ordered(engine, journey, chosen, set(found.values()))
+        for name, holdout in [*groups, (variants.NO_VARIANT, False)]:
+            only = variants.in_variant(EVENT.c.account_id, journey, chosen, name)
+            counts = _counts(engine, plan, [*steps, only])
+            accounts = sum(1 for variant in found.values() if variant == name)
+            if name == variants.NO_VARIANT and not any(count.entered for count in counts):
+                continue
+            breakdown.append(VariantNodes(variant=name, holdout=holdout, accounts=accounts, nodes=counts))
+    edges = [
+        GraphEdge(source=source, target=edge.target, label=edge.label)
+        for source, outs in (plan.edges.items() if plan else ())
+        for edge in outs
+    ]
+    return NodesReport(
+        container="account",
+        filters={"journey": journey, **filters.describe()},
+        journey=journey,
+        version=plan.version if plan else None,
+        start=plan.start if plan else None,
+        nodes=_counts(engine, plan, steps),
+        edges=edges,
+        split=chosen,
+        variants=breakdown,
+    )
+
+
+def _counts(engine: Engine, plan: Plan | None, steps: list[ColumnElement[bool]]) -> list[NodeCount]:
     node, account, kind = EVENT.c.node_id, EVENT.c.account_id, EVENT.c.type
     entered = (
         select(node, func.count(distinct(account)), func.count()).where(*steps, kind == "node_entered").group_by(node)
@@ -77,10 +129,9 @@ def node_counts(engine: Engine, journey: str, filters: Filters) -> NodesReport:
         for name, how, accounts in connection.execute(left):
             exits.setdefault(name, {})[how or ENDED] = accounts
         present: dict[str, int] = {name: count for name, count in connection.execute(now)}
-    plan = latest_version(engine, journey)
     order = list(plan.nodes) if plan else []
     order += sorted(name for name in set(entries) - set(order) if name is not None)
-    counts = [
+    return [
         NodeCount(
             node=name,
             type=plan.nodes[name].type if plan and name in plan.nodes else None,
@@ -91,17 +142,3 @@ def node_counts(engine: Engine, journey: str, filters: Filters) -> NodesReport:
         )
         for name in order
     ]
-    edges = [
-        GraphEdge(source=source, target=edge.target, label=edge.label)
-        for source, outs in (plan.edges.items() if plan else ())
-        for edge in outs
-    ]
-    return NodesReport(
-        container="account",
-        filters={"journey": journey, **filters.describe()},
-        journey=journey,
-        version=plan.version if plan else None,
-        start=plan.start if plan else None,
-        nodes=counts,
-        edges=edges,
-    )

@@ -38,7 +38,7 @@ COLUMNS: dict[str, Any] = {
 }
 _EXTRA_FIELDS: dict[str, frozenset[str]] = {
     "node_entered": frozenset({"node_type", "visit", "version"}),
-    "node_left": frozenset({"node_type", "visit", "version", "branch"}),
+    "node_left": frozenset({"node_type", "visit", "version", "branch", "variant"}),  # variant: of a variant_split
     "account_updated": frozenset({"set", "add"}),
     # Content analytics group visits and clicks by the content's type (the seed's flow example).
     "web_visit": frozenset({"content_type"}),

@@ -30,13 +30,13 @@ class Table:
 def tables(report: Report) -> list[Table]:
     match report:
         case CanvasReport():
-            return [_canvas(report)]
+            return [_canvas(report), *([_canvas_variants(report)] if report.split else [])]
         case CohortReport():
             return [_cohort(report)]
         case FlowReport():
             return _flow(report)
         case NodesReport():
-            return [_nodes(report)]
+            return [_nodes(report), *([_nodes_variants(report)] if report.split else [])]
         case TimelineReport():
             return [_timeline(report)]
     raise TypeError(f"no table for {type(report).__name__}")
@@ -58,6 +58,53 @@ def _canvas(report: CanvasReport) -> Table:
                 s.median_seconds_from_previous,
             ]
             for s in report.steps
+        ],
+    )
+
+
+def _variant(name: str, holdout: bool, accounts: int) -> str:
+    return f"{name}{' (holdout)' if holdout else ''}, {accounts} account{'' if accounts == 1 else 's'}"
+
+
+def _canvas_variants(report: CanvasReport) -> Table:
+    return Table(
+        "variants",
+        f"Journey canvas by variant of '{report.split}'",
+        ["variant", "step", "milestone", "accounts", "conversion %", "fallout", "overall %", "median seconds"],
+        [
+            [
+                _variant(v.variant, v.holdout, v.accounts),
+                s.step,
+                s.label,
+                s.containers,
+                s.conversion_pct,
+                s.fallout,
+                s.overall_pct,
+                s.median_seconds_from_previous,
+            ]
+            for v in report.variants
+            for s in v.steps
+        ],
+    )
+
+
+def _nodes_variants(report: NodesReport) -> Table:
+    return Table(
+        "variants",
+        f"Journey {report.journey} by variant of '{report.split}'",
+        ["variant", "node", "type", "entered", "entries", "now", "left by branch"],
+        [
+            [
+                _variant(v.variant, v.holdout, v.accounts),
+                n.node,
+                n.type,
+                n.entered,
+                n.entries,
+                n.now,
+                ", ".join(f"{branch}: {count}" for branch, count in n.left.items()),
+            ]
+            for v in report.variants
+            for n in v.nodes
         ],
     )
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from engine.analytics.choices import Container, Direction, Grain
+from engine.analytics.choices import Breakdown, Container, Direction, Grain
 from engine.cli.common import data_table, database, group, out
 
 if TYPE_CHECKING:
@@ -31,6 +31,8 @@ SINCE = typer.Option(None, "--since", help="events from this day or time on (UTC
 UNTIL = typer.Option(None, "--until", help="events before this day or time (UTC)")
 AS_JSON = typer.Option(False, "--json", help="print the report as JSON, for scripts")
 HTML = typer.Option(None, "--html", help="write a self-contained page with the chart to this file")
+BY = typer.Option(None, "--by", help="also break the counts down: variant (the variant an A/B test gave each account)")
+SPLIT = typer.Option(None, "--split", help="with --by variant: the variant_split node, when the journey has several")
 
 
 def filters(journey: str | None, interest: str | None, since: str | None, until: str | None) -> Filters:
@@ -38,6 +40,14 @@ def filters(journey: str | None, interest: str | None, since: str | None, until:
     from engine.analytics.timing import parse_moment
 
     return Filters(journey, interest, parse_moment(since, "--since"), parse_moment(until, "--until"))
+
+
+def _by_variant(by: Breakdown | None, split: str | None) -> bool:
+    """Whether to break down by variant; --split alone is a mistake (exit 2), not silently ignored."""
+    if split is not None and by != Breakdown.variant:
+        print("journey: --split chooses the A/B test for --by variant: give --by variant too", file=sys.stderr)
+        raise typer.Exit(2)
+    return by == Breakdown.variant
 
 
 def _run(build: Callable[[Engine], Report], as_json: bool, html: Path | None) -> None:
@@ -82,6 +92,8 @@ def canvas_command(
     solution_interest: str | None = INTEREST,
     since: str | None = SINCE,
     until: str | None = UNTIL,
+    by: Breakdown | None = BY,
+    split: str | None = SPLIT,
     as_json: bool = AS_JSON,
     html: Path | None = HTML,
 ) -> None:
@@ -89,12 +101,15 @@ def canvas_command(
     from engine.analytics.canvas import canvas
     from engine.analytics.selectors import parse_selector
 
+    by_variant = _by_variant(by, split)
     _run(
         lambda engine: canvas(
             engine,
             [parse_selector(step) for step in steps],
             container,
             filters(journey, solution_interest, since, until),
+            by_variant=by_variant,
+            split=split,
         ),
         as_json,
         html,
@@ -188,13 +203,23 @@ def nodes_command(
     journey: str = typer.Argument(..., help="the journey's id"),
     since: str | None = SINCE,
     until: str | None = UNTIL,
+    by: Breakdown | None = BY,
+    split: str | None = SPLIT,
     as_json: bool = AS_JSON,
     html: Path | None = HTML,
 ) -> None:
-    """Per node of a journey: accounts that entered, are there now, and left by each branch."""
+    """Per node of a journey: accounts that entered, are there now, and left by each branch; --by variant also
+    per variant of its A/B test."""
     from engine.analytics.nodes import node_counts
 
-    _run(lambda engine: node_counts(engine, journey, filters(None, None, since, until)), as_json, html)
+    by_variant = _by_variant(by, split)
+    _run(
+        lambda engine: node_counts(
+            engine, journey, filters(None, None, since, until), by_variant=by_variant, split=split
+        ),
+        as_json,
+        html,
+    )
 
 
 @app.command("timeline")

@@ -30,6 +30,7 @@ from engine.db import (
     Account,
     ActivityEvent,
     BuyingGroupMember,
+    BuyingGroupRemoval,
     Handoff,
     Opportunity,
     OutboxMessage,
@@ -181,6 +182,7 @@ def _forget(engine: Engine, address: str, by: str, reason: str) -> Erasure:
         if ids:
             result = session.execute(delete(BuyingGroupMember).where(col(BuyingGroupMember.person_id).in_(ids)))
             removed["buying_group_members"] = int(result.rowcount)  # type: ignore[attr-defined]
+            session.execute(delete(BuyingGroupRemoval).where(col(BuyingGroupRemoval.person_id).in_(ids)))
         for person in people:
             session.delete(person)
         erasure = Erasure(

@@ -11,25 +11,30 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.language import conditions, graph, shape, templates
+from engine.language import conditions, graph, group_checks, responses, shape, templates, variants
 from engine.language.errors import Issue, JourneyInvalidError, did_you_mean
 from engine.language.loader import Document, PathKey, load_file
 from engine.language.model import (
     BUYING_GROUP_TYPES,
     NODE_MODELS,
     WAITING_TYPES,
+    ExternalAction,
     JourneyHeader,
     NodeBase,
     Recipients,
+    RemoveFromBuyingGroup,
+    SalesAlert,
     SendEmail,
     Split,
     UpdateAccount,
+    UpdateBuyingGroup,
+    VariantSplit,
     WaitForEvent,
 )
 from engine.language.plan import Edge, Plan
 from engine.language.workspace import Workspace, display, load_workspace
 
-EDGE_KEYS = ("next", "on_event", "on_complete", "on_success", "on_error", "on_timeout")
+EDGE_KEYS = ("next", "on_event", "on_complete", "on_success", "on_error", "on_timeout", "on_not_allowed")
 READ_ONLY_ACCOUNT_FIELDS = frozenset({"id", "created_at", "attributes", "domain"})
 NUMERIC_ACCOUNT_FIELDS = frozenset({"employees", "annual_revenue"})
 
@@ -74,6 +79,15 @@ def raw_edges(raw: dict[str, Any]) -> Iterator[tuple[str, str, PathKey]]:
             yield f"when {path.get('when')}", path["next"], ("paths", index, "next")
     if isinstance(raw.get("otherwise"), str):
         yield "otherwise", raw["otherwise"], ("otherwise",)
+    answers = raw.get("on_response")
+    for index, path in enumerate(answers if isinstance(answers, list) else []):
+        if isinstance(path, dict) and isinstance(path.get("next"), str):
+            yield f"when {path.get('when')}", path["next"], ("on_response", index, "next")
+    arms = raw.get("variants")
+    for index, arm in enumerate(arms if isinstance(arms, list) else []):
+        if isinstance(arm, dict) and isinstance(arm.get("next"), str):
+            label = variants.branch_label(str(arm.get("name")), arm.get("percent"), arm.get("holdout") is True)
+            yield label, arm["next"], ("variants", index, "next")
 
 
 class _Compiler:
@@ -109,6 +123,7 @@ class _Compiler:
         for node in self.nodes.values():
             self._check_node(node)
         self._check_references()
+        self._check_holdouts()
         start = data.get("start")
         if isinstance(start, str) and self.raw_nodes:
             self._check_graph(start)
@@ -158,6 +173,8 @@ class _Compiler:
                 for key in ("set", "add"):
                     if isinstance(raw.get(key), dict):
                         names.update(str(name) for name in raw[key])
+            if raw.get("type") == "external_action" and isinstance(raw.get("store"), dict):
+                names.update(str(name) for name in raw["store"])
         return frozenset(names)
 
     def _at(self, node: NodeBase, *rest: str | int) -> PathKey:
@@ -185,6 +202,8 @@ class _Compiler:
                     self._expression(
                         self._at(node, "paths", index, "when"), path.when, scope, node.id, f"paths[{index}].when"
                     )
+            case VariantSplit():
+                self._check_variants(node)
             case UpdateAccount():
                 for key in ("set", "add"):
                     for name in getattr(node, key) or {}:
@@ -194,6 +213,22 @@ class _Compiler:
                         elif key == "add" and name in conditions.ACCOUNT_FIELDS - NUMERIC_ACCOUNT_FIELDS:
                             message = f"add: '{name}' is not a number; use 'set' to change it"
                             self.fail(self._at(node, key, name), message, node.id, key=True)
+            case ExternalAction(on_response=answers, store=store) if answers or store:
+                whens = [path.when for path in answers or []]
+                for rest, message, at_key in responses.node_problems(whens, store or {}, READ_ONLY_ACCOUNT_FIELDS):
+                    self.fail(self._at(node, *rest), message, node.id, key=at_key)
+            case UpdateBuyingGroup() if self.interest is not None:
+                for rest, message in group_checks.update_problems(node, self.workspace.buying_groups.stages):
+                    self.fail(self._at(node, *rest), message, node.id)
+            case RemoveFromBuyingGroup(who=who):
+                for rest, message in group_checks.member_problems(who, self.role_template):
+                    self.fail(self._at(node, *rest), message, node.id)
+                if who.where is not None:
+                    scope = self._scope("member conditions", "person", "account")
+                    self._expression(self._at(node, "who", "where"), who.where, scope, node.id, "who.where")
+            case SalesAlert():
+                self._check_subject(node)
+                self._check_template(node)
         if node.type in BUYING_GROUP_TYPES and not self.names_interest:
             self.fail(
                 self._at(node, "type"),
@@ -209,6 +244,52 @@ class _Compiler:
                     f"service: unknown service '{service}'{did_you_mean(service, self.workspace.services.services)}"
                 )
             self.fail(self._at(node, "service"), message, node.id)
+
+    def _check_variants(self, node: VariantSplit) -> None:
+        """Names tell the variants apart in analytics; one holdout is the control group."""
+        first: dict[str, int] = {}
+        holdout: int | None = None
+        for index, variant in enumerate(node.variants):
+            if variant.name in first:
+                message = (
+                    f"variants[{index}].name: variant '{variant.name}' is already variants[{first[variant.name]}];"
+                    " give each variant its own name"
+                )
+                self.fail(self._at(node, "variants", index, "name"), message, node.id)
+            first.setdefault(variant.name, index)
+            if variant.holdout and holdout is not None:
+                message = f"variants[{index}].holdout: variants[{holdout}] is already the holdout; one is allowed"
+                self.fail(self._at(node, "variants", index, "holdout"), message, node.id)
+            elif variant.holdout:
+                holdout = index
+
+    def _check_holdouts(self) -> None:
+        """A holdout account gets no email from the journey: no send_email may be reachable from its path, even
+        after it rejoins the other variants (an email there would reach the control group and spoil the test).
+        Coming back to the same split keeps the account in the holdout, so the walk follows only its edge there."""
+        splits = [node for node in self.nodes.values() if isinstance(node, VariantSplit)]
+        if not any(variant.holdout for split in splits for variant in split.variants):
+            return
+        successors = self._successors()
+        sends = [node_id for node_id, (_, raw) in self.raw_nodes.items() if raw.get("type") == "send_email"]
+        may_send = graph.reaching(sends, successors)
+        for node in splits:
+            for index, variant in enumerate(node.variants):
+                if not variant.holdout or variant.next not in may_send:
+                    continue
+                path = variants.holdout_route(node.id, variant.next, successors, frozenset(sends))
+                if path is None:
+                    continue
+                how = (
+                    f"leads straight to send_email '{path[-1]}'"
+                    if len(path) == 1
+                    else f"reaches send_email '{path[-1]}' via " + " -> ".join(f"'{step}'" for step in path[:-1])
+                )
+                message = (
+                    f"variants[{index}].next: holdout '{variant.name}' {how}:"
+                    " holdout accounts must get no email; route the holdout around every send_email"
+                )
+                self.fail(self._at(node, "variants", index, "next"), message, node.id)
 
     def _variables(self, *names: str) -> dict[str, frozenset[str] | None]:
         known: dict[str, frozenset[str] | None] = {
@@ -244,11 +325,14 @@ class _Compiler:
             scope = self._scope("recipient conditions", "person", "account")
             self._expression(self._at(node, "to", "where"), to.where, scope, node.id, "to.where")
 
-    def _check_subject(self, node: SendEmail) -> None:
+    def _check_subject(self, node: SendEmail | SalesAlert) -> None:
         for _, problem in templates.check(node.subject, False, self.account_fields, self.names_interest):
             self.fail(self._at(node, "subject"), f"subject: {problem}", node.id)
+        if isinstance(node, SalesAlert):
+            for _, problem in group_checks.alert_problems(node.subject, False):
+                self.fail(self._at(node, "subject"), f"subject: {problem}", node.id)
 
-    def _check_template(self, node: SendEmail) -> None:
+    def _check_template(self, node: SendEmail | SalesAlert) -> None:
         # Templates are compiled into the Plan: a path ('../') or a symlink leading out of the journey's folder
         # could put any file the validating process can read (/proc/self/environ: its secrets) into it.
         folder = Path(os.path.abspath(self.path.parent))
@@ -274,7 +358,7 @@ class _Compiler:
                 return
             self._read_template(node, folder / text_twin, text_twin)
 
-    def _read_template(self, node: SendEmail, file: Path, name: str) -> None:
+    def _read_template(self, node: SendEmail | SalesAlert, file: Path, name: str) -> None:
         if name in self.templates:
             return
         shown = display(file)
@@ -286,6 +370,9 @@ class _Compiler:
         html = templates.is_html(name)
         for line, problem in templates.check(source, html, self.account_fields, self.names_interest):
             self.issues.append(Issue(shown, line, 1, problem, node.id))
+        if isinstance(node, SalesAlert):
+            for line, problem in group_checks.alert_problems(source, html):
+                self.issues.append(Issue(shown, line, 1, problem, node.id))
         self.templates[name] = source
 
     def _solution_interest(self, interest: Any) -> Any:

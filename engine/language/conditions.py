@@ -85,7 +85,7 @@ PERSON_FIELDS = frozenset(
     }
 )
 BUYING_GROUP_FIELDS = frozenset(
-    {"id", "solution_interest", "completeness", "engagement", "missing_roles", "stage", "members"}
+    {"id", "solution_interest", "completeness", "engagement", "missing_roles", "stage", "status", "members"}
 )
 EVENT_COMMON_FIELDS = frozenset({"type", "event_id", "occurred_at", "email", "payload"})
 EVENT_FIELDS: dict[str, frozenset[str]] = {
@@ -98,6 +98,8 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "opportunity_created": frozenset({"opportunity", "stage", "amount"}),
     "opportunity_stage_changed": frozenset({"opportunity", "stage", "amount"}),
     "account_updated": frozenset({"changes"}),
+    "buying_group_updated": frozenset({"buying_group", "solution_interest", "changes", "journey", "node"}),
+    "member_removed": frozenset({"buying_group", "solution_interest", "role", "journey", "node"}),
 }
 _FILTERS = (
     "abs",

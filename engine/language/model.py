@@ -18,12 +18,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    SerializerFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
 from engine.language.durations import DURATION_PATTERN, check_cron, format_duration, parse_duration
+from engine.language.variants import BUCKETS, NAME_PATTERN
 
 Duration = Annotated[
     timedelta,
@@ -50,7 +53,10 @@ EVENT_TYPES = (
     "opportunity_created",
     "opportunity_stage_changed",
     "account_updated",  # recorded by the engine when an import or upsert changes an account; not sent
+    "buying_group_updated",  # recorded by update_buying_group: stage / status before -> after; not sent
+    "member_removed",  # recorded by remove_from_buying_group, one per person removed; not sent
 )
+_ADDRESS = re.compile(r"[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+")
 _REENTRY = re.compile(r"^(never|after\s+\d+\s*[smhdw])$")
 
 
@@ -151,12 +157,74 @@ class Split(NodeBase):
     otherwise: NodeId
 
 
+class Variant(Strict):
+    name: str = Field(pattern=NAME_PATTERN, max_length=32, description="shown in analytics: A, B, subject-short")
+    percent: int = Field(
+        strict=True,
+        description="whole percent of the accounts, 1-100; all add up to 100",
+        json_schema_extra={"minimum": 1, "maximum": 100},
+    )
+    next: NodeId
+    holdout: bool = Field(False, description="the control group: no email is reachable from its path")
+
+    @field_validator("percent")
+    @classmethod
+    def _percent(cls, value: int) -> int:
+        if not 1 <= value <= 100:
+            raise ValueError(f"must be a whole percent from 1 to 100, got {value}")
+        return value
+
+
+class VariantSplit(NodeBase):
+    """An A/B(/n) test: each account takes one variant, drawn from a hash of (journey, account, split id, salt)."""
+
+    type: Literal["variant_split"]
+    salt: str = Field("", max_length=64, description="change it to draw new variants; keep it to keep them")
+    variants: list[Variant] = Field(
+        description="2-20 paths, percents adding up to 100, at most one holdout",
+        json_schema_extra={"minItems": 2, "maxItems": 20},
+    )
+
+    @field_validator("variants")
+    @classmethod
+    def _shares(cls, value: list[Variant]) -> list[Variant]:
+        if not 2 <= len(value) <= 20:
+            raise ValueError(f"a variant split needs 2 to 20 variants, got {len(value)}")
+        total = sum(variant.percent for variant in value)
+        if total != BUCKETS:
+            shares = " + ".join(str(variant.percent) for variant in value)
+            raise ValueError(f"percents must add up to 100, got {shares} = {total}")
+        return value
+
+
+class ResponsePath(Strict):
+    when: Expression = Field(description="condition over response.status, response.body, response.headers")
+    next: NodeId
+
+
 class ExternalAction(NodeBase):
     type: Literal["external_action"]
     service: str
+    on_response: list[ResponsePath] | None = Field(
+        None, min_length=1, description="tried in order on a 2xx answer; none matching: on_success"
+    )
+    store: dict[str, Expression] | None = Field(
+        None, min_length=1, description="account field or attribute -> expression over response, saved on a 2xx answer"
+    )
     on_success: NodeId
     on_error: NodeId
     on_timeout: NodeId | None = Field(None, description="defaults to on_error")
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A node that neither branches on nor stores the answer serialises as before these keys existed: its Plan
+        keeps its version and its payloads stay byte for byte what running workflows recorded."""
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in ("on_response", "store"):
+                if data.get(key) is None:
+                    data.pop(key, None)
+        return data
 
 
 class UpdateAccount(NodeBase):
@@ -197,6 +265,71 @@ class SalesHandoff(NodeBase):
     next: NodeId
 
 
+class UpdateBuyingGroup(NodeBase):
+    """Move the journey's buying group to another stage (checked against the stage model) and/or set its status."""
+
+    type: Literal["update_buying_group"]
+    stage: str | None = Field(None, min_length=1, description="a stage of the stage model (buying_groups.yaml)")
+    status: str | None = Field(None, max_length=200, description="free text, e.g. 'Demo booked'; '' clears it")
+    next: NodeId
+    on_not_allowed: NodeId | None = Field(
+        None, description="where to go when the stage model refuses the move; without it the account fails"
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateBuyingGroup:
+        if self.stage is None and self.status is None:
+            raise ValueError("give 'stage', 'status' or both")
+        return self
+
+
+class Members(Strict):
+    """Which members of the buying group; exactly one of the ways below. The string 'all' is short for all: true."""
+
+    all: bool = False
+    roles: list[str] | None = Field(None, min_length=1)
+    where: Expression | None = Field(None, description="condition over person.* (person.role too) and account.*")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _all_shorthand(cls, value: Any) -> Any:
+        if value == "all":
+            return {"all": True}
+        if not isinstance(value, dict):
+            raise ValueError(f"expected 'all' or a mapping with one of all, roles, where; got '{value}'")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Members:
+        chosen = [name for name in ("all", "roles", "where") if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError("choose exactly one of 'all', roles, where")
+        return self
+
+
+class RemoveFromBuyingGroup(NodeBase):
+    type: Literal["remove_from_buying_group"]
+    who: Members
+    next: NodeId
+
+
+class SalesAlert(NodeBase):
+    """Email sales (the account owner, unless `to` says otherwise) a summary written with a template."""
+
+    type: Literal["sales_alert"]
+    subject: str = Field(min_length=1, description="Jinja2 template for the subject line")
+    template: str = Field(min_length=1, description="Jinja2 HTML template, relative to the journey file")
+    to: str | None = Field(None, max_length=254, description="one email address; default: the account's owner_email")
+    next: NodeId
+
+    @field_validator("to")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _ADDRESS.fullmatch(value):
+            raise ValueError(f"expected one email address such as 'sales@example.com', got '{value}'")
+        return value
+
+
 class End(NodeBase):
     type: Literal["end"]
 
@@ -211,7 +344,11 @@ Node = Annotated[
     | AssignBuyingGroup
     | WaitForCompleteness
     | SalesHandoff
-    | End,
+    | UpdateBuyingGroup
+    | RemoveFromBuyingGroup
+    | SalesAlert
+    | End
+    | VariantSplit,
     Field(discriminator="type"),
 ]
 NODE_MODELS: dict[str, type[NodeBase]] = {
@@ -226,11 +363,17 @@ NODE_MODELS: dict[str, type[NodeBase]] = {
         AssignBuyingGroup,
         WaitForCompleteness,
         SalesHandoff,
+        UpdateBuyingGroup,
+        RemoveFromBuyingGroup,
+        SalesAlert,
+        VariantSplit,
         End,
     )
 }
 WAITING_TYPES = frozenset({"wait", "wait_for_event", "wait_for_completeness"})
-BUYING_GROUP_TYPES = frozenset({"assign_buying_group", "wait_for_completeness", "sales_handoff"})
+BUYING_GROUP_TYPES = frozenset(
+    {"assign_buying_group", "wait_for_completeness", "sales_handoff", "update_buying_group", "remove_from_buying_group"}
+)
 
 
 class JourneyHeader(Strict):

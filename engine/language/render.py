@@ -9,9 +9,13 @@ from engine.language.durations import format_duration
 from engine.language.model import (
     ExternalAction,
     NodeBase,
+    RemoveFromBuyingGroup,
+    SalesAlert,
     SendEmail,
     Split,
     UpdateAccount,
+    UpdateBuyingGroup,
+    VariantSplit,
     Wait,
     WaitForCompleteness,
     WaitForEvent,
@@ -19,6 +23,7 @@ from engine.language.model import (
 from engine.language.plan import Plan
 
 MAX_LABEL = 48
+SPLIT_TYPES = frozenset({"split", "variant_split"})  # drawn as diamonds
 _FORM = re.compile(r"""event\.form\s*==\s*(['"])([^'"]*)\1""")
 
 
@@ -44,14 +49,29 @@ def node_summary(node: NodeBase) -> str:
             return f"wait {format_duration(timeout)} for {event}{condition}"
         case Split(paths=paths):
             return f"split, {len(paths)} path{'s' if len(paths) > 1 else ''} + otherwise"
-        case ExternalAction(service=service):
-            return f"call {service}"
+        case VariantSplit(variants=variants):
+            shares = ", ".join(f"{'holdout ' if v.holdout else ''}{v.name} {v.percent}%" for v in variants)
+            treated = sum(not v.holdout for v in variants)
+            return f"{'holdout' if treated == 1 else 'A/B' if treated == 2 else 'A/B/n'} test: {shares}"
+        case ExternalAction(service=service, on_response=answers, store=store):
+            uses = [f"{len(answers)} response path{'s' if len(answers) > 1 else ''}"] if answers else []
+            uses += [f"store {', '.join(store)}"] if store else []
+            return f"call {service}" + (f" ({'; '.join(uses)})" if uses else "")
         case UpdateAccount(set=to_set, add=to_add):
             changes = [f"{key}={value}" for key, value in (to_set or {}).items()]
             changes += [f"{key}+={value}" for key, value in (to_add or {}).items()]
             return "set " + ", ".join(changes)
         case WaitForCompleteness(threshold=threshold, timeout=timeout):
             return f"wait {format_duration(timeout)} for {threshold:g}% complete"
+        case UpdateBuyingGroup(stage=stage, status=status):
+            changes = [f"stage -> {stage}"] if stage is not None else []
+            changes += [f"status {status!r}" if status else "clear status"] if status is not None else []
+            return "buying group: " + ", ".join(changes)
+        case RemoveFromBuyingGroup(who=who):
+            chosen = "everyone" if who.all else ", ".join(who.roles) if who.roles else f"members where {who.where}"
+            return f"remove {chosen} from the buying group"
+        case SalesAlert(to=to, template=template):
+            return f"alert {to or 'the account owner'} with {template.split('/')[-1].split('.')[0]!r}"
         case _:
             return node.type
 
@@ -69,7 +89,7 @@ def mermaid(plan: Plan) -> str:
     for node_id, node in plan.nodes.items():
         text = f"{node_id}<br/><small>{_short(node_summary(node))}</small>"
         text = text.replace('"', "#quot;")
-        shape = ("([", "])") if node.type == "end" else ("{", "}") if node.type == "split" else ("[", "]")
+        shape = ("([", "])") if node.type == "end" else ("{", "}") if node.type in SPLIT_TYPES else ("[", "]")
         lines.append(f'  {_mermaid_id(node_id)}{shape[0]}"{text}"{shape[1]}')
     lines.append(f"  start((start)) --> {_mermaid_id(plan.start)}")
     for node_id, edges in plan.edges.items():
@@ -92,7 +112,7 @@ def dot(plan: Plan) -> str:
         f"  label={json.dumps(f'{plan.name} ({plan.version})')};",
     ]
     for node_id, node in plan.nodes.items():
-        shape = "ellipse" if node.type == "end" else "diamond" if node.type == "split" else "box"
+        shape = "ellipse" if node.type == "end" else "diamond" if node.type in SPLIT_TYPES else "box"
         label = f"{node_id}\\n{_short(node_summary(node))}"
         lines.append(f"  {json.dumps(node_id)} [label={_dot_string(label)}, shape={shape}];")
     for node_id, edges in plan.edges.items():

@@ -9,7 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    model_serializer,
+    model_validator,
+)
 
 from engine.language.model import Recipients, RoleTemplate, Service, SolutionInterest, Stages
 from engine.language.plan import Plan
@@ -239,11 +247,39 @@ class ServiceCallRequest(Contract):
     account_id: str
     node_id: str
     account: dict[str, Any] = Field(default_factory=dict)
+    reads_response: bool = Field(
+        False, description="the node branches on or stores the answer: keep its body (bounded) and headers"
+    )
+
+    @model_serializer(mode="wrap")
+    def _as_before(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A call whose answer is not read is scheduled with the very input it had before `reads_response`."""
+        data = handler(self)
+        if isinstance(data, dict) and not self.reads_response:
+            data.pop("reads_response", None)
+        return data
 
 
 class ServiceCallResult(Contract):
+    """A 2xx answer, bounded (activities/services.py). Results recorded before headers and notes existed load with
+    the defaults."""
+
     status_code: int
     body: Any = None
+    headers: dict[str, str] = Field(default_factory=dict, description="lowercased; only when the node reads them")
+    body_note: str | None = Field(None, description="why the body is null or text although the service sent one")
+
+
+class StoreResponseRequest(Contract):
+    """Fields chosen from a service's answer (`store`), saved on the account once, whatever the retries."""
+
+    key: str = Field(description="applied once: the key is stored in the event log with the change")
+    journey_id: str
+    account_id: str
+    node_id: str
+    service_name: str
+    values: dict[str, Any] = Field(description="account field or attribute -> JSON value")
+    occurred_at: datetime
 
 
 class BuyingGroupRequest(Contract):
@@ -279,6 +315,7 @@ class BuyingGroupSnapshot(Contract):
     engagement: float = Field(description="0-100")
     missing_roles: list[str]
     members: list[GroupMember]
+    status: str | None = Field(None, description="the free-text status update_buying_group sets")
 
     def as_data(self) -> dict[str, Any]:
         """The `buying_group` variable of expressions and templates."""

@@ -12,10 +12,14 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from engine.language.model import (
     AssignBuyingGroup,
     End,
+    ExternalAction,
     NodeBase,
+    RemoveFromBuyingGroup,
     SendEmail,
     Split,
     UpdateAccount,
+    UpdateBuyingGroup,
+    VariantSplit,
     Wait,
     WaitForCompleteness,
     WaitForEvent,
@@ -70,8 +74,10 @@ def rests(node: NodeBase) -> bool:
     them (each write is a history event, an action and a visibility row; together they were 40% of the dev
     server's CPU per account in bench/throughput.py). The UI's current details show every node."""
     match node:
-        case Split() | UpdateAccount() | AssignBuyingGroup() | End():
+        case Split() | VariantSplit() | UpdateAccount() | AssignBuyingGroup() | End():
             return False
+        case UpdateBuyingGroup() | RemoveFromBuyingGroup():
+            return False  # one database round trip, like update_account; a sales_alert may retry: it rests
         case Wait(duration=duration) if duration is not None:
             return duration >= SHORT_WAIT
         case WaitForEvent(timeout=timeout) | WaitForCompleteness(timeout=timeout):
@@ -125,6 +131,8 @@ def current_details(
             f"Buying group {group.get('completeness', 0):.0f}% complete, needs {node.threshold:g}%; "
             f"missing roles: {missing}. New people, form fills and role assignments re-check it."
         )
+    if isinstance(node, ExternalAction) and (node.on_response or node.store):
+        lines.append(answer_details(node))
     due = deadline(node, entered_at)
     exits = []
     for edge in plan.edges.get(node.id, []):
@@ -133,6 +141,18 @@ def current_details(
     if exits:
         lines.append("Moves on: " + " · ".join(exits))
     return "\n\n".join(lines)
+
+
+def answer_details(node: ExternalAction) -> str:
+    """What a 2xx answer decides: the first response path that holds (else on_success), and what is stored."""
+    parts = []
+    if node.on_response:
+        paths = " · ".join(f"`{path.when}` → {path.next}" for path in node.on_response)
+        parts.append(f"On a 2xx answer, the first that holds: {paths}; none: on_success → {node.on_success}.")
+    if node.store:
+        stored = ", ".join(f"{name} ← `{source}`" for name, source in node.store.items())
+        parts.append(f"Stores on the account: {stored}.")
+    return " ".join(parts)
 
 
 def email_summary(node: SendEmail, group: dict[str, Any] | None) -> str:

@@ -16,7 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.language import conditions, schedule
+    from engine.language import conditions, schedule, variants
     from engine.language.durations import format_duration
     from engine.language.errors import ExpressionLimitError
     from engine.language.model import (
@@ -24,17 +24,21 @@ with workflow.unsafe.imports_passed_through():
         End,
         ExternalAction,
         NodeBase,
+        RemoveFromBuyingGroup,
+        SalesAlert,
         SalesHandoff,
         SendEmail,
         Split,
         Stages,
         UpdateAccount,
+        UpdateBuyingGroup,
+        VariantSplit,
         Wait,
         WaitForCompleteness,
         WaitForEvent,
     )
     from engine.language.render import node_summary
-    from engine.workflow import details, visibility
+    from engine.workflow import answers, details, visibility
     from engine.workflow.contracts import (
         KEEPS_EVENTS_AT_WAIT_END,
         AccountRequest,
@@ -48,10 +52,11 @@ with workflow.unsafe.imports_passed_through():
         SendEmailRequest,
         SendEmailResult,
         ServiceCallRequest,
+        StoreResponseRequest,
         UpdateAccountRequest,
         Visit,
     )
-    from engine.workflow.operator_updates import OperatorUpdates
+    from engine.workflow.group_nodes import GroupNodes
     from engine.workflow.state import DB_RETRY, QUICK, Exit, shared_plan
 
 LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
@@ -66,9 +71,10 @@ EMAIL_RETRY = RetryPolicy(
 
 
 @workflow.defn(name="Journey")
-class JourneyWorkflow(OperatorUpdates):
+class JourneyWorkflow(GroupNodes):
     """The walk: node after node until an end, every effect an activity. State, accessors and what
-    operators see live in JourneyBase; the operator updates in OperatorUpdates."""
+    operators see live in JourneyBase; the operator updates in OperatorUpdates; the buying-group change and
+    sales-alert steps in GroupNodes."""
 
     # --- messages ------------------------------------------------------------------------------------
 
@@ -229,6 +235,8 @@ class JourneyWorkflow(OperatorUpdates):
                 return await self._wait_for_event(node)
             case Split():
                 return await self._split(node)
+            case VariantSplit():
+                return self._variant_split(node)
             case ExternalAction():
                 return await self._call_service(node, visit)
             case UpdateAccount():
@@ -249,6 +257,16 @@ class JourneyWorkflow(OperatorUpdates):
                     retry_policy=EMAIL_RETRY,
                     summary="hand the buying group to sales",
                 )
+                return self._edge(node, "next")
+            case UpdateBuyingGroup():
+                return await self._update_group(node, self._group_request(node, visit))
+            case RemoveFromBuyingGroup():
+                await self._remove_members(node, self._group_request(node, visit))
+                return self._edge(node, "next")
+            case SalesAlert():
+                interested = self._plan().solution_interest is not None
+                group = await self._buying_group("load_buying_group", node, visit) if interested else None
+                await self._sales_alert(node, visit, group)
                 return self._edge(node, "next")
             case End():
                 return Exit("end", None)
@@ -452,6 +470,14 @@ class JourneyWorkflow(OperatorUpdates):
                 return Exit(edge.label, edge.target)
         return self._edge(node, "otherwise")
 
+    def _variant_split(self, node: VariantSplit) -> Exit:
+        """The account's variant, drawn from a hash of (journey, account, split id, salt): the same on every entry
+        and in every version that keeps the split's id, salt and percents. No activity: nothing to read or wait for."""
+        percents = [variant.percent for variant in node.variants]
+        drawn = variants.assign(self._plan().journey, self._input_().account_id, node.id, node.salt, percents)
+        chosen = node.variants[drawn]
+        return self._edge(node, variants.branch_label(chosen.name, chosen.percent, chosen.holdout))
+
     async def _call_service(self, node: ExternalAction, visit: int) -> Exit:
         plan = self._plan()
         service = plan.services[node.service]
@@ -463,9 +489,10 @@ class JourneyWorkflow(OperatorUpdates):
             account_id=self._input_().account_id,
             node_id=node.id,
             account=self._current().account,
+            reads_response=bool(node.on_response or node.store),
         )
         try:
-            await workflow.execute_activity(
+            result = await workflow.execute_activity(
                 "call_service",
                 request,
                 start_to_close_timeout=service.timeout + timedelta(seconds=5),
@@ -486,6 +513,40 @@ class JourneyWorkflow(OperatorUpdates):
             if timed_out and node.on_timeout is not None:
                 return self._edge(node, "on_timeout")
             return self._edge(node, "on_error")
+        if not request.reads_response:
+            return self._edge(node, "on_success")
+        return await self._use_answer(node, visit, answers.response_of(result))
+
+    async def _use_answer(self, node: ExternalAction, visit: int, response: dict[str, Any]) -> Exit:
+        """on_response decides the branch, then `store` saves its fields (once, whatever the retries)."""
+        try:
+            path, notes = answers.branch(node, response)
+            values, refused = answers.stored(node, response)
+        except ExpressionLimitError as error:
+            raise self._limit_failure(error) from None
+        for note in [*notes, *refused]:
+            workflow.logger.warning("service answer not used", extra={"node": node.id, "problem": note})
+        if values:
+            account = await workflow.execute_activity(
+                "store_response",
+                StoreResponseRequest(
+                    key=f"{self._key(node, visit)}/store",
+                    journey_id=self._plan().journey,
+                    account_id=self._input_().account_id,
+                    node_id=node.id,
+                    service_name=node.service,
+                    values=values,
+                    occurred_at=workflow.now(),
+                ),
+                result_type=dict,
+                start_to_close_timeout=QUICK,
+                heartbeat_timeout=self._heartbeat(),
+                retry_policy=DB_RETRY,
+                summary=f"store {', '.join(values)} from {node.service}",
+            )
+            self._state = self._current().model_copy(update={"account": account})
+        if path is not None:
+            return Exit(f"when {path.when}", path.next)
         return self._edge(node, "on_success")
 
     async def _update_account(self, node: UpdateAccount, visit: int) -> None:

@@ -9,6 +9,7 @@ Re-record after a deliberate, patched change to the workflow code; never to make
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import uuid
@@ -26,6 +27,7 @@ sys.path.insert(0, str(REPO))
 from activities.delivery import OutboxFileDelivery  # noqa: E402
 from engine.db import init_db, make_engine  # noqa: E402
 from engine.dev.demo_data import load_demo_data  # noqa: E402
+from engine.dev.standin import standin_services  # noqa: E402
 from engine.language import catalog  # noqa: E402
 from engine.runtime import search_attributes, temporal  # noqa: E402
 from engine.runtime.workers import running_worker  # noqa: E402
@@ -50,7 +52,17 @@ SCENARIOS: list[tuple[str, str, list[dict[str, Any]]]] = [
     ("irrigation-buying-group", "amberwood-farms", []),
     ("re-engagement", "ambervale-provisions", [{"type": "email_click", "payload": {"url": "https://www.example.com"}}]),
     ("re-engagement", "apexbrook-solar", []),
+    ("newsletter-ab-test", "acme-corp", [{"type": "web_visit", "payload": {"url": "/field-trials/results"}}]),  # B
+    ("newsletter-ab-test", "copperridge-growers", []),  # the holdout: no email, times out
+    ("buying-group-nurture", "acme-corp", [{"type": "form_fill", "payload": {"form": "demo-request"}}]),  # alert
+    ("buying-group-nurture", "apexfield-farms", []),  # no demo request: cold influencers removed
+    ("lead-routing", "highhaven-systems", []),  # the lead router answers: sales
+    ("lead-routing", "cedarbrook-software", []),  # nurture
+    ("lead-routing", "clearpoint-software", []),  # 202: queued for review
 ]
+# Journeys recorded with their services answering (the stand-in, tokens set). The others are recorded as they
+# always were, with no service token: their calls fail and take on_error.
+ANSWERED = frozenset({"lead-routing"})
 
 
 async def run_scenario(
@@ -101,11 +113,19 @@ async def main() -> None:
             task_queue = f"record-{uuid.uuid4()}"
             async with running_worker(env.client, engine, OutboxFileDelivery(Path(tmp) / "outbox"), task_queue):
                 only = set(sys.argv[1:])  # journey ids to (re-)record; all when none are given
-                for journey_id, account_id, events in SCENARIOS:
-                    if only and journey_id not in only:
-                        continue
-                    plan = plans[journey_id]
-                    print("recorded", await run_scenario(env.client, plan, account_id, events, task_queue))
+                with standin_services(Path(tmp) / "services.log"):
+                    for journey_id, account_id, events in SCENARIOS:
+                        if only and journey_id not in only:
+                            continue
+                        plan = plans[journey_id]
+                        tokens = {service.auth.env for service in plan.services.values() if service.auth}
+                        for name in tokens if journey_id in ANSWERED else ():
+                            os.environ[name] = "record-token"
+                        try:
+                            print("recorded", await run_scenario(env.client, plan, account_id, events, task_queue))
+                        finally:
+                            for name in tokens:
+                                os.environ.pop(name, None)
         engine.dispose()
 
 

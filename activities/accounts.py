@@ -7,6 +7,7 @@ activity changes nothing the second time.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -63,19 +64,7 @@ class AccountActivities:
         return await asyncio.to_thread(self._update, request)
 
     def _update(self, request: UpdateAccountRequest) -> dict[str, Any]:
-        with Session(self.engine) as session:
-            if (
-                session.exec(select(ActivityEvent.id).where(ActivityEvent.key == engine_key(request.key))).first()
-                is not None
-            ):
-                log.info("account update already applied", key=request.key, account=request.account_id)
-                return self._load(request.account_id)
-            account = session.get(Account, request.account_id)
-            if account is None:
-                raise ApplicationError(
-                    f"account '{request.account_id}' does not exist", type="AccountNotFound", non_retryable=True
-                )
-            attributes = dict(account.attributes or {})
+        def apply(account: Account, attributes: dict[str, Any]) -> dict[str, Any]:
             for name, value in request.set.items():
                 if name in _COLUMNS:
                     setattr(account, name, value)
@@ -88,6 +77,33 @@ class AccountActivities:
                     setattr(account, name, total)
                 else:
                     attributes[name] = int(total) if float(total).is_integer() else total
+            return {"set": request.set, "add": request.add}
+
+        return self._change_once(request, apply, "account update already applied")
+
+    def _change_once(
+        self,
+        request: UpdateAccountRequest | StoreResponseRequest,
+        apply: Callable[[Account, dict[str, Any]], dict[str, Any]],
+        already: str,
+    ) -> dict[str, Any]:
+        """Change the account with `apply` (which edits it and its attributes, and returns the event's payload) and
+        record the account_updated event under the request's key, in one transaction: once, however often the
+        activity is retried or races itself. Returns the account's data."""
+        with Session(self.engine) as session:
+            if (
+                session.exec(select(ActivityEvent.id).where(ActivityEvent.key == engine_key(request.key))).first()
+                is not None
+            ):
+                log.info(already, key=request.key, account=request.account_id)
+                return self._load(request.account_id)
+            account = session.get(Account, request.account_id)
+            if account is None:
+                raise ApplicationError(
+                    f"account '{request.account_id}' does not exist", type="AccountNotFound", non_retryable=True
+                )
+            attributes = dict(account.attributes or {})
+            payload = apply(account, attributes)
             account.attributes = attributes
             session.add(account)
             session.add(
@@ -97,7 +113,7 @@ class AccountActivities:
                     account_id=request.account_id,
                     journey_id=request.journey_id,
                     node_id=request.node_id,
-                    payload={"set": request.set, "add": request.add},
+                    payload=payload,
                     occurred_at=request.occurred_at,
                 )
             )
@@ -115,19 +131,7 @@ class AccountActivities:
         return await asyncio.to_thread(self._store, request)
 
     def _store(self, request: StoreResponseRequest) -> dict[str, Any]:
-        with Session(self.engine) as session:
-            if (
-                session.exec(select(ActivityEvent.id).where(ActivityEvent.key == engine_key(request.key))).first()
-                is not None
-            ):
-                log.info("response fields already stored", key=request.key, account=request.account_id)
-                return self._load(request.account_id)
-            account = session.get(Account, request.account_id)
-            if account is None:
-                raise ApplicationError(
-                    f"account '{request.account_id}' does not exist", type="AccountNotFound", non_retryable=True
-                )
-            attributes = dict(account.attributes or {})
+        def apply(account: Account, attributes: dict[str, Any]) -> dict[str, Any]:
             stored: dict[str, Any] = {}
             changes: dict[str, dict[str, Any]] = {}
             refused: dict[str, str] = {}
@@ -145,6 +149,7 @@ class AccountActivities:
                 stored[name] = value
                 if old != value:
                     changes[name] = {"old": old, "new": value}
+            payload: dict[str, Any] = {"set": stored, "add": {}, "changes": changes, "service": request.service_name}
             if refused:
                 log.warning(
                     "response fields refused",
@@ -153,27 +158,10 @@ class AccountActivities:
                     node=request.node_id,
                     refused=refused,
                 )
-            account.attributes = attributes
-            session.add(account)
-            payload: dict[str, Any] = {"set": stored, "add": {}, "changes": changes, "service": request.service_name}
-            if refused:
                 payload["refused"] = refused
-            session.add(
-                ActivityEvent(
-                    key=engine_key(request.key),
-                    type="account_updated",
-                    account_id=request.account_id,
-                    journey_id=request.journey_id,
-                    node_id=request.node_id,
-                    payload=payload,
-                    occurred_at=request.occurred_at,
-                )
-            )
-            try:
-                session.commit()
-            except IntegrityError:  # a concurrent attempt stored them first
-                session.rollback()
-            return self._load(request.account_id)
+            return payload
+
+        return self._change_once(request, apply, "response fields already stored")
 
     @activity.defn(name="record_step")
     @heartbeating

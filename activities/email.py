@@ -210,17 +210,10 @@ class EmailActivities:
             "unsubscribe_url": self.unsubscribe_url(recipient.email, recipient.id),
         }
         try:
-            # Whitespace (a newline above all) in a header would end it: a subject is one line.
-            subject = " ".join(templates.render(request.subject, False, context).split())
-            html = templates.render(request.html_template, True, context)
-            if request.text_template is not None:
-                text = templates.render(request.text_template, False, context)
-            else:
-                text = html_to_text(html)
-        except (TemplateError, TypeError, ValueError, ArithmeticError) as error:
+            return render_message(request.subject, request.html_template, request.text_template, context)
+        except RENDER_ERRORS as error:
             # Same templates, same data: a retry would fail the same way.
             raise _permanent(request, f"template failed for person {recipient.id}: {error}", "TemplateError") from None
-        return subject, html, text
 
     def unsubscribe_url(self, email: str, person_id: int | None = None) -> str:
         """The signed one-click link (`/u/<token>`) when JOURNEY_PUBLIC_URL is set, else a mailto: link
@@ -391,6 +384,21 @@ def _skip_reason(person: Person, erased: set[str]) -> str | None:
     if person.unsubscribed:
         return "unsubscribed"
     return None if person.email else "no_address"
+
+
+RENDER_ERRORS = (TemplateError, TypeError, ValueError, ArithmeticError)
+
+
+def render_message(
+    subject: str, html_template: str, text_template: str | None, context: dict[str, Any]
+) -> tuple[str, str, str]:
+    """Subject, HTML and text of a message from its templates (text from the HTML when there is no text template).
+    Raises one of RENDER_ERRORS when a template fails on this data."""
+    # Whitespace (a newline above all) in a header would end it: a subject is one line.
+    rendered_subject = " ".join(templates.render(subject, False, context).split())
+    html = templates.render(html_template, True, context)
+    text = templates.render(text_template, False, context) if text_template is not None else html_to_text(html)
+    return rendered_subject, html, text
 
 
 def send_once(engine: Engine, delivery: Delivery, row: OutboxMessage, message: EmailMessage) -> bool:

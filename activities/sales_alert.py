@@ -16,18 +16,16 @@ from email.utils import formatdate, parseaddr
 from typing import Any
 
 import structlog
-from jinja2 import TemplateError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.delivery import Delivery, RecipientRefusedError
-from activities.email import DEFAULT_SENDER, html_to_text, message_id_left, send_once
+from activities.email import DEFAULT_SENDER, RENDER_ERRORS, message_id_left, render_message, send_once
 from activities.keepalive import heartbeating
 from engine.context import account_data
 from engine.db import Account, OutboxMessage
-from engine.language import templates
 from engine.workflow.group_contracts import SalesAlertRequest, SalesAlertResult
 
 log = structlog.get_logger(__name__)
@@ -102,16 +100,10 @@ class SalesAlertActivities:
             "journey": {"id": request.journey_id, "name": request.journey_name, "version": request.version},
         }
         try:
-            subject = " ".join(templates.render(request.subject, False, context).split())
-            html = templates.render(request.html_template, True, context)
-            if request.text_template is not None:
-                text = templates.render(request.text_template, False, context)
-            else:
-                text = html_to_text(html)
-        except (TemplateError, TypeError, ValueError, ArithmeticError) as error:
+            return render_message(request.subject, request.html_template, request.text_template, context)
+        except RENDER_ERRORS as error:
             # Same templates, same data: a retry would fail the same way.
             raise _permanent(request, f"sales alert template failed: {error}", "TemplateError") from None
-        return subject, html, text
 
 
 def _where(request: SalesAlertRequest) -> str:

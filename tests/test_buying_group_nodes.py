@@ -18,12 +18,16 @@ from support import SmtpInbox, add_account, add_person, start, write_journey
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from typer.testing import CliRunner
 
 from activities import sales_alert
 from activities.delivery import SmtpDelivery
+from engine.buying_groups import report
+from engine.cli.app import app
 from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, BuyingGroupRemoval, OutboxMessage
 from engine.language.errors import JourneyInvalidError
 from engine.language.render import node_summary
+from engine.language.workspace import load_workspace
 from engine.runtime.workers import running_worker
 from engine.workflow import details
 from engine.workflow.group_contracts import SalesAlertRequest, SalesAlertResult
@@ -98,6 +102,15 @@ def messages(inbox: SmtpInbox) -> list[tuple[list[str], Any]]:
     return [(to, message_from_bytes(raw, policy=policy.default)) for to, raw in inbox.messages]
 
 
+def buying_group_cli(db: Engine, folder: Path) -> str:
+    """What `journey buying-group acme-corp` prints."""
+    shown = CliRunner().invoke(
+        app, ["buying-group", "acme-corp", "--journeys", str(folder)], env={"JOURNEY_DATABASE_URL": str(db.url)}
+    )
+    assert shown.exit_code == 0, shown.output
+    return " ".join(shown.output.split())
+
+
 async def failure(handle: Any) -> tuple[str | None, str]:
     """(error type, message) of the workflow's failure."""
     with pytest.raises(WorkflowFailureError) as raised:
@@ -150,6 +163,11 @@ class TestUpdateBuyingGroup:
         ]
         state = await handle.query("state")
         assert (state["buying_group"]["stage"], state["buying_group"]["status"]) == ("engaged", "Pricing sent")
+
+        shown = buying_group_cli(db, tmp_path)
+        assert "stage engaged · status Pricing sent ·" in shown
+        assert "stage awareness -> engaged by journey" in shown
+        assert "status Demo booked -> Pricing sent by journey" in shown
 
     async def test_same_stage_is_no_change(
         self, time_env: WorkflowEnvironment, mail_worker: tuple[str, SmtpInbox], db: Engine, tmp_path: Path
@@ -339,6 +357,10 @@ class TestRemoveFromBuyingGroup:
         state = await handle.query("state")
         assert [member["role"] for member in state["buying_group"]["members"]] == ["decision_maker"]
         assert round(state["buying_group"]["completeness"]) == 33
+        (group,) = report.buying_groups(db, load_workspace(tmp_path), "acme-corp")
+        removed_lines = [entry["what"] for entry in group["history"] if "removed" in entry["what"]]
+        assert removed_lines == [f"Eli removed by journey '{plan.journey}'", f"Ada removed by journey '{plan.journey}'"]
+        assert group["status"] is None
 
     async def test_removes_by_condition(
         self, time_env: WorkflowEnvironment, mail_worker: tuple[str, SmtpInbox], db: Engine, tmp_path: Path

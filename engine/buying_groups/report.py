@@ -15,6 +15,7 @@ from engine.db import (
     ActivityEvent,
     BuyingGroup,
     BuyingGroupMember,
+    BuyingGroupRemoval,
     Handoff,
     JourneyVersion,
     Person,
@@ -43,7 +44,8 @@ def templates_in_force(session: Session) -> dict[str, RoleTemplate]:
 def buying_groups(
     engine: Engine, workspace: Workspace | None, account_id: str, interest: str | None = None
 ) -> list[dict[str, Any]]:
-    """Each buying group of the account: roles with members, missing roles, scores, stage and history.
+    """Each buying group of the account: roles with members, missing roles, scores, stage, status and history
+    (assignments, stage and status changes, removals, the handoff).
 
     Roles come from the template of the journey version in force; a workspace (buying_groups.yaml) is only
     asked about interests no published journey works on. With neither, ReportError: 'missing roles: none'
@@ -86,6 +88,7 @@ def buying_groups(
                 }
                 for member, person in members
             ]
+            history += _changes(session, group)
             handoff = session.exec(select(Handoff).where(Handoff.buying_group_id == group.id)).first()
             if handoff is not None:
                 history.append(
@@ -96,6 +99,7 @@ def buying_groups(
                     "account": account_id,
                     "solution_interest": group.solution_interest_id,
                     "stage": group.stage,
+                    "status": group.status,
                     "completeness": scoring.display(group.completeness),
                     "engagement": scoring.display(group.engagement),
                     "missing_roles": scoring.missing_roles(fills),
@@ -147,6 +151,33 @@ def handoffs(engine: Engine) -> list[dict[str, Any]]:
             }
             for handoff, group, account in rows
         ]
+
+
+def _changes(session: Session, group: BuyingGroup) -> list[dict[str, str]]:
+    """The history lines of update_buying_group's changes and remove_from_buying_group's removals."""
+    lines = []
+    updates = session.exec(
+        select(ActivityEvent).where(
+            ActivityEvent.account_id == group.account_id, ActivityEvent.type == "buying_group_updated"
+        )
+    ).all()
+    for event in updates:
+        if event.payload.get("buying_group") != group.id:
+            continue
+        by = f" by journey '{event.payload.get('journey')}'" if event.payload.get("journey") else ""
+        for name, change in sorted(event.payload.get("changes", {}).items()):
+            lines.append(
+                {"at": event.occurred_at.isoformat(), "what": f"{name} {change.get('old')} -> {change.get('new')}{by}"}
+            )
+    removals = session.exec(
+        select(BuyingGroupRemoval, Person)
+        .join(Person, col(Person.id) == BuyingGroupRemoval.person_id, isouter=True)
+        .where(BuyingGroupRemoval.buying_group_id == group.id)
+    ).all()
+    for removal, person in removals:
+        who = _name(person) if person is not None else f"person {removal.person_id} (erased)"
+        lines.append({"at": removal.removed_at.isoformat(), "what": f"{who} removed by journey '{removal.journey_id}'"})
+    return lines
 
 
 def _from_workspace(workspace: Workspace | None, interest: str) -> RoleTemplate | None:

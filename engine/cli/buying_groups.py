@@ -25,7 +25,8 @@ def buying_group_command(
     journeys: Path = JOURNEYS,
     as_json: bool = typer.Option(False, "--json", help="print JSON"),
 ) -> None:
-    """An account's buying groups: roles and members, missing roles, completeness, engagement, stage, history."""
+    """An account's buying groups: roles and members, missing roles, completeness, engagement, stage and status,
+    history."""
     from engine.buying_groups import report
     from engine.language.workspace import load_workspace
 
@@ -49,7 +50,8 @@ def buying_group_command(
         out().print(
             f"[bold]{markup_free(account)}[/] · {markup_free(group['solution_interest'])} · "
             f"stage {markup_free(group['stage'])} · "
-            f"{group['completeness']}% complete · engagement {group['engagement']}"
+            + (f"status {markup_free(group['status'])} · " if group["status"] else "")
+            + f"{group['completeness']}% complete · engagement {group['engagement']}"
         )
         out().print(f"missing roles: {', '.join(group['missing_roles']) or 'none'}", markup=False)
         table = data_table("role", "name", "job title", "email", "by", "engagement")

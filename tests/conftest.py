@@ -18,7 +18,7 @@ import support
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
-from support import SmtpInbox
+from support import SmtpInbox, free_port
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -30,12 +30,6 @@ from engine.workflow import visibility
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("JOURNEY_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _as_postgres(*command: str) -> list[str]:
@@ -58,7 +52,7 @@ def postgres_server() -> Iterator[str]:
     data = Path(tempfile.mkdtemp(prefix="journey-pg-"))
     if os.geteuid() == 0:
         shutil.chown(data, "postgres", "postgres")
-    port = _free_port()
+    port = free_port()
     initdb = subprocess.run(
         _as_postgres(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-U", "journey", "-A", "trust", "--no-sync"),
         capture_output=True,
@@ -173,7 +167,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 def smtp() -> Iterator[tuple[str, SmtpInbox]]:
     """A real SMTP server on a free loopback port; yields its URL and the inbox it fills."""
     inbox = SmtpInbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     yield f"smtp://127.0.0.1:{controller.port}?starttls=never", inbox
     controller.stop()

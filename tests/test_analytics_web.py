@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-import uvicorn
 from analytics_support import loaded_database
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
+from support import serving
 
 from engine.analytics.canvas import canvas
 from engine.analytics.choices import Container
@@ -22,12 +19,6 @@ from engine.analytics.selectors import parse_selector
 from engine.analytics.web import analytics_engine, router
 
 STEP_1 = "form_fill where event.form == 'lead-step-1'"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +33,8 @@ def base_url(engine: Engine) -> Iterator[str]:
     app = FastAPI()
     app.include_router(router)
     app.dependency_overrides[analytics_engine] = lambda: engine
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=_free_port(), log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 10 s")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{server.config.port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 def page_queries() -> list[tuple[str, dict[str, str | list[str]]]]:

@@ -9,7 +9,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,13 +16,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from support import free_port
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run_curl(command: str) -> dict[str, Any]:
@@ -43,7 +38,7 @@ def _run_curl(command: str) -> dict[str, Any]:
 
 def test_dev_stack(tmp_path: Path) -> None:
     """The stack comes up, publishes the runnable examples, moves accounts on, and shuts down cleanly."""
-    port, ui_port, services_port, http_port = _free_port(), _free_port(), _free_port(), _free_port()
+    port, ui_port, services_port, http_port = free_port(), free_port(), free_port(), free_port()
     shutil.copytree(REPO / "journeys", tmp_path / "journeys")
     services = tmp_path / "journeys" / "services.yaml"
     services.write_text(services.read_text().replace("127.0.0.1:8790", f"127.0.0.1:{services_port}"))

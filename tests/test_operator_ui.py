@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import urllib.parse
 import uuid
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 from browser import FLAGS, chromium
 from playwright.async_api import Page, async_playwright
 from sqlalchemy.engine import Engine
-from support import add_account, write_journey
+from support import add_account, free_port, write_journey
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -58,12 +57,6 @@ COLUMNS_OUT = ("Run ID", "Type", "Start", "End")
 COLUMNS_IN = ("AccountName", "JourneyNode", "JourneyWaitingFor", "JourneyNodeSince")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _configure_columns(page: Page) -> None:
     """The journey's search attributes as columns, as an operator would set the table up once."""
     await page.get_by_role("button", name="Configure Columns").click()
@@ -81,7 +74,7 @@ def _shots(tmp_path: Path) -> Path:
 
 async def test_ui_lists_stuck_accounts(db: Engine, tmp_path: Path) -> None:
     browser_path = chromium()
-    ui_port = _free_port()
+    ui_port = free_port()
     plan = write_journey(tmp_path, NODES, start="route", journey=f"demo-follow-up-{uuid.uuid4().hex[:4]}")
     plan = plan.model_copy(update={"name": "Demo request follow-up"})
     for account_id, (name, industry) in ACCOUNTS.items():

@@ -6,9 +6,6 @@ any year and zone."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -17,9 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from analytics_support import loaded_database
-from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
@@ -28,33 +23,15 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from support import add_account, add_person
+from support import add_account, add_person, serving
 
 from engine.db import init_db, make_engine
 from engine.service import auth
 from engine.service.app import ServiceConfig, create_app
-from engine.service.serve import free_port
 from engine.tracking import Tokens
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 TOKENS = Tokens(b"openapi-secret-0123456789abcdef-0123456789", "http://links.example")
-
-
-@contextlib.contextmanager
-def _running(app: FastAPI) -> Iterator[str]:
-    """The app on a loopback port, served from a thread (schemathesis' tests are synchronous)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive(), "the events service did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     add_account(engine)
     add_person(engine, "acme-corp", "ana@acme-corp.example")
     key = auth.create_key(engine, "schemathesis").key
-    with _running(create_app(ServiceConfig(engine, tokens=TOKENS))) as url:
+    with serving(create_app(ServiceConfig(engine, tokens=TOKENS))) as url:
         yield url, key
     engine.dispose()
 
@@ -75,7 +52,7 @@ def analytics_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple
     """The app over the analytics data set (tests/analytics_data.py), so that reports have rows to count."""
     with loaded_database("sqlite", tmp_path_factory.mktemp("openapi-analytics"), None) as engine:
         key = auth.create_key(engine, "schemathesis").key
-        with _running(create_app(ServiceConfig(engine, tokens=TOKENS))) as url:
+        with serving(create_app(ServiceConfig(engine, tokens=TOKENS))) as url:
             yield url, key
 
 

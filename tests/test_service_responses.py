@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import add_account, start, steps, write_journey
+from support import add_account, free_port, start, steps, write_journey
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
@@ -459,12 +458,6 @@ class TestPlan:
         assert responses.compile_value("response.body.none").evaluate(answer) is responses.MISSING
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class TestExample:
     """journeys/lead_routing.yaml against the stand-in lead router that `journey dev` runs."""
 
@@ -490,7 +483,7 @@ class TestExample:
         owner: str,
     ) -> None:
         """Each size of account takes its path, with the lead id, route and owner the router gave stored."""
-        port = _free_port()
+        port = free_port()
         shutil.copytree(REPO / "journeys", tmp_path / "journeys")
         services = tmp_path / "journeys" / "services.yaml"
         services.write_text(services.read_text().replace("127.0.0.1:8790", f"127.0.0.1:{port}"))

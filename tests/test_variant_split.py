@@ -9,10 +9,12 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import add_account, add_person, start, steps, write_journey
+from support import add_account, add_person, serving, start, steps, write_journey
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
@@ -22,6 +24,7 @@ from engine.analytics.containers import Filters
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.nodes import node_counts
 from engine.analytics.selectors import parse_selector
+from engine.analytics.web import analytics_engine, router
 from engine.cli import app
 from engine.db import ActivityEvent, JourneyVersion
 from engine.language import render, variants
@@ -386,6 +389,30 @@ class TestWorkflow:
         assert f"Journey {plan.journey} by variant of 'test'" in table.stdout
         mistaken = CliRunner().invoke(app, ["analytics", "nodes", plan.journey, "--split", "test"])
         assert mistaken.exit_code == 2
+
+        # The same breakdowns on the /analytics pages, over real HTTP.
+        web = FastAPI()
+        web.include_router(router)
+        web.dependency_overrides[analytics_engine] = lambda: db
+        with serving(web) as url:
+            nodes = httpx.get(
+                f"{url}/analytics/nodes", params={"journey": plan.journey, "by": "variant", "format": "json"}
+            )
+            assert nodes.status_code == 200, nodes.text
+            assert [group["variant"] for group in nodes.json()["variants"]] == ["A", "B", "control"]
+            page = httpx.get(f"{url}/analytics/nodes", params={"journey": plan.journey, "by": "variant"})
+            assert page.status_code == 200
+            assert 'data-table="variants"' in page.text and "by variant of &#x27;test&#x27;" in page.text
+            steps = ["node_left where event.node == 'test'", "node_entered where event.node == 'converted'"]
+            board = httpx.get(
+                f"{url}/analytics/canvas",
+                params={"step": steps, "journey": plan.journey, "by": "variant", "format": "json"},
+            )
+            assert board.status_code == 200, board.text
+            assert [group["variant"] for group in board.json()["variants"]] == ["A", "B", "control"]
+            alone = httpx.get(f"{url}/analytics/nodes", params={"journey": plan.journey, "split": "test"})
+            assert alone.status_code == 400
+            assert "give by=variant too" in alone.json()["detail"]
 
     def test_breakdown_needs_a_variant_split(self, db: Engine, tmp_path: Path) -> None:
         """A journey without a variant split, or a canvas of people, cannot be broken down by variant."""

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from engine.analytics import page
 from engine.analytics.canvas import canvas
-from engine.analytics.choices import Container, Direction, Grain
+from engine.analytics.choices import Breakdown, Container, Direction, Grain
 from engine.analytics.cohort import cohort
 from engine.analytics.containers import Filters
 from engine.analytics.errors import AnalyticsError
@@ -54,6 +54,17 @@ EngineDep = Annotated[Engine, Depends(analytics_engine)]
 ContainerQ = Annotated[Container, Query(description="what to count")]
 Text = Annotated[str | None, Query()]
 FormatQ = Annotated[Format, Query(description="html (the page) or json")]
+
+
+ByQ = Annotated[Breakdown | None, Query(description="variant: also break the counts down by A/B test variant")]
+SplitQ = Annotated[str | None, Query(description="with by=variant: the variant_split node, when there are several")]
+
+
+def _by_variant(by: Breakdown | None, split: str | None) -> bool:
+    """Whether to break down by variant; a split without by=variant is a mistake, not silently ignored."""
+    if split is not None and by != Breakdown.variant:
+        raise AnalyticsError("split chooses the A/B test for by=variant: give by=variant too")
+    return by == Breakdown.variant
 
 
 def _filters(journey: str | None, interest: str | None, since: str | None, until: str | None) -> Filters:
@@ -120,11 +131,18 @@ def canvas_page(
     solution_interest: Text = None,
     since: Text = None,
     until: Text = None,
+    by: ByQ = None,
+    split: SplitQ = None,
     format: FormatQ = Format.html,
 ) -> Response:
     return _respond(
         lambda: canvas(
-            engine, [parse_selector(s) for s in step], container, _filters(journey, solution_interest, since, until)
+            engine,
+            [parse_selector(s) for s in step],
+            container,
+            _filters(journey, solution_interest, since, until),
+            by_variant=_by_variant(by, split),
+            split=split,
         ),
         format,
     )
@@ -205,9 +223,16 @@ def nodes_page(
     journey: Annotated[str, Query(description="the journey's id")],
     since: Text = None,
     until: Text = None,
+    by: ByQ = None,
+    split: SplitQ = None,
     format: FormatQ = Format.html,
 ) -> Response:
-    return _respond(lambda: node_counts(engine, journey, _filters(None, None, since, until)), format)
+    return _respond(
+        lambda: node_counts(
+            engine, journey, _filters(None, None, since, until), by_variant=_by_variant(by, split), split=split
+        ),
+        format,
+    )
 
 
 @router.get("/timeline")

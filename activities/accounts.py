@@ -22,6 +22,7 @@ from activities.keepalive import heartbeating
 from engine.context import account_data
 from engine.db import Account, ActivityEvent, engine_key, insert_new
 from engine.language.variants import variant_of
+from engine.workflow import change_match
 from engine.workflow.contracts import (
     AccountRequest,
     OperatorLog,
@@ -65,19 +66,26 @@ class AccountActivities:
 
     def _update(self, request: UpdateAccountRequest) -> dict[str, Any]:
         def apply(account: Account, attributes: dict[str, Any]) -> dict[str, Any]:
+            def value_of(name: str) -> Any:
+                return getattr(account, name) if name in _COLUMNS else attributes.get(name)
+
+            before = {name: value_of(name) for name in [*request.set, *request.add]}
             for name, value in request.set.items():
                 if name in _COLUMNS:
                     setattr(account, name, value)
                 else:
                     attributes[name] = value
             for name, amount in request.add.items():
-                current = getattr(account, name) if name in _COLUMNS else attributes.get(name)
-                total = _number(current) + amount
+                total = _number(value_of(name)) + amount
                 if name in _COLUMNS:
                     setattr(account, name, total)
                 else:
                     attributes[name] = int(total) if float(total).is_integer() else total
-            return {"set": request.set, "add": request.add}
+            # What changed, old -> new, as an upsert's account_updated says it: other journeys wait for it.
+            changes = {
+                name: {"old": old, "new": value_of(name)} for name, old in before.items() if value_of(name) != old
+            }
+            return {"set": request.set, "add": request.add, "changes": changes}
 
         return self._change_once(request, apply, "account update already applied")
 
@@ -115,6 +123,7 @@ class AccountActivities:
                     node_id=request.node_id,
                     payload=payload,
                     occurred_at=request.occurred_at,
+                    shared=True,  # the relay signals it to the account's other journeys (a wait_for_change)
                 )
             )
             try:
@@ -238,6 +247,11 @@ def _step_row(step: StepRecord) -> ActivityEvent:
     # The variant an A/B test gave the account, by name, so analytics group by it whatever its percent was.
     if step.type == "node_left" and step.node_type == "variant_split":
         payload["variant"] = variant_of(step.branch)
+    # A change seen by wait_for_change: the branch stays the edge's label, what changed goes beside it.
+    if step.type == "node_left" and step.node_type == "wait_for_change":
+        payload["branch"], changed = change_match.split_branch(step.branch)
+        if changed is not None:
+            payload["changed"] = changed
     return ActivityEvent(
         key=engine_key(step.key),
         type=step.type,

@@ -11,7 +11,15 @@ from sqlmodel import Session, col, select
 
 from engine.buying_groups import scoring
 from engine.context import full_name
-from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, Person, SolutionInterestRecord
+from engine.db import (
+    ActivityEvent,
+    BuyingGroup,
+    BuyingGroupMember,
+    Person,
+    SolutionInterestRecord,
+    engine_key,
+    insert_new,
+)
 from engine.workflow.contracts import BuyingGroupRequest, BuyingGroupSnapshot, GroupMember
 
 log = structlog.get_logger(__name__)
@@ -110,3 +118,35 @@ def snapshot(
         members=rows,
         status=group.status,
     )
+
+
+def record_placements(
+    session: Session, group: BuyingGroup, request: BuyingGroupRequest, placed: Sequence[tuple[Person, str]]
+) -> None:
+    """A `member_added` event per person the rules just placed (with their role), in the transaction that places
+    them, for the relay to signal: a wait_for_change on member_added listens for it. Keyed by group and person: rules
+    place a person in a group once (a removed person is never placed again), so a retried or racing sync records
+    nothing twice."""
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "key": engine_key("member_added", group.id, person.id),
+            "type": "member_added",
+            "account_id": request.account_id,
+            "person_id": person.id,
+            "email": person.email,
+            "status": "matched",
+            "journey_id": None,  # delivered by the relay to the account's journeys, like member_removed
+            "payload": {
+                "buying_group": group.id,
+                "solution_interest": group.solution_interest_id,
+                "role": role,
+                "journey": request.journey_id,
+                "node": request.node_id,
+            },
+            "occurred_at": now,
+            "recorded_at": now,
+        }
+        for person, role in placed
+    ]
+    insert_new(session.connection(), ActivityEvent.__table__, rows)  # type: ignore[attr-defined]

@@ -153,6 +153,7 @@ class BuyingGroupActivities:
         except ExpressionError as error:
             raise _permanent(request, f"role template '{template.id}': {error}", "ExpressionError") from None
         account_values = account_data(account)
+        placed: list[tuple[Person, str]] = []
         for person in people:
             if person.id is None or person.id in members or person.id in removed:
                 continue  # a person a journey removed is not placed again by rule
@@ -175,6 +176,7 @@ class BuyingGroupActivities:
                     )
                     session.add(member)
                     members[person.id] = member
+                    placed.append((person, role.role))
                     changed = True
                     _logger(request).info(
                         "buying_group.assigned", buying_group=group.id, person=person.id, role=role.role
@@ -198,6 +200,8 @@ class BuyingGroupActivities:
         )
         if changed or (group.completeness, group.engagement) != (completeness, engagement):
             group.completeness, group.engagement, group.updated_at = completeness, engagement, utcnow()
+        if placed:
+            store.record_placements(session, group, request, placed)
         session.commit()
         return store.snapshot(group, request, people, members, scores, scoring.missing_roles(fills))
 

@@ -35,6 +35,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.delivery import Delivery, RecipientRefusedError
+from activities.send_limits import SUPPRESSED, reserve
 from engine.context import account_data, full_name, person_data
 from engine.db import Account, OutboxMessage, Person, suppressed_emails, utcnow
 from engine.language import templates
@@ -124,6 +125,8 @@ class EmailActivities:
             group = snapshot.as_data() if snapshot is not None else None
             roles = {member.person_id: member.role for member in snapshot.members} if snapshot is not None else {}
             chosen = _chosen_by_role(request, people, roles)
+            if request.people is not None:  # a people_split path's email: its people only
+                chosen = set(request.people) if chosen is None else chosen & set(request.people)
             for person in people:
                 assert person.id is not None  # rows read from the database have their key
                 data = person_data(person, roles.get(person.id))
@@ -145,12 +148,15 @@ class EmailActivities:
         return account, recipients, counts
 
     def _send_one(self, request: SendEmailRequest, account: dict[str, Any], recipient: _Recipient) -> str:
-        """Delivers one message unless its row says 'sent'; returns 'sent', 'already_sent' or 'refused'."""
+        """Delivers one message unless its row says 'sent' or 'suppressed'; returns 'sent', 'already_sent',
+        'refused' or 'suppressed' (a limits.yaml cap was reached when the message was first reserved)."""
         key = f"{request.key_prefix}/{recipient.id}"
         with Session(self._engine) as session:
             row = _outbox_row(session, key)
             if row is not None and row.status == "sent":
                 return "already_sent"
+            if row is not None and row.status == SUPPRESSED:
+                return "suppressed"  # decided once, when reserved: a retry neither sends nor counts it again
             if suppressed_emails(session, [recipient.email]):  # erased while this batch was being sent
                 _logger(request).info("email.skipped", person=recipient.id, reason="erased")
                 return "skipped_erased"
@@ -167,16 +173,19 @@ class EmailActivities:
                     subject=subject,
                     html=html,
                     text=text,
+                    transactional=request.transactional or None,
                 )
-                session.add(row)
                 try:
-                    session.commit()
+                    row = reserve(session, row, request.limits)
                 except IntegrityError:  # another attempt inserted the key first
                     session.rollback()
                     row = _outbox_row(session, key)
                     assert row is not None
                     if row.status == "sent":
                         return "already_sent"
+                if row.status == SUPPRESSED:
+                    _logger(request).info("email.suppressed", person=recipient.id, reason=row.suppressed_by)
+                    return "suppressed"
             # The row records what this attempt sends: templates are pinned, but the person may have changed.
             row.to_address, row.subject, row.html, row.text = recipient.email, subject, html, text
             row.status, row.error = "pending", None

@@ -2,9 +2,11 @@
 
     python bench/compile.py --nodes 2000
 
-The generated journey mixes every account-level node type: chains of emails, waits, event waits, splits and
-A/B tests (variant_split, whose holdouts are checked for sends), with loops that go through a wait, so every
-check of the compiler (references, reachability, ways to an end, loops, expressions, templates) does real work.
+The generated journey mixes every account-level node type: chains of emails, waits, event and change waits, splits and
+A/B tests (variant_split, whose holdouts are checked for sends), person-level paths (people_split), moves into and
+out of another journey of the folder (add_to_journey, remove_from_journey), with loops
+that go through a wait, so every check of the compiler (references, reachability, ways to an end, loops, expressions,
+templates) does real work.
 Last line: `compile N nodes: X.XXX s`.
 """
 
@@ -52,6 +54,44 @@ STEP = """\
       - {{name: B, percent: 45, next: pause_{i}}}
       - {{name: control, percent: 10, holdout: true, next: done}}
 """
+# Every other step pauses until the account changes (wait_for_change) instead of for a fixed day.
+PAUSE = "  - id: pause_{i}\n    type: wait\n    duration: 1d\n    next: {back}\n"
+PAUSE_FOR_CHANGE = (
+    "  - id: pause_{i}\n    type: wait_for_change\n    change: {{account: industry}}\n    timeout: 1d\n"
+    "    on_change: {back}\n    on_timeout: {back}\n"
+)
+# Every third step emails person by person (people_split: leaders get the email and a field, the others a tag).
+EMAIL = STEP[: STEP.index("  - id: wait_{i}")]
+PEOPLE = """\
+  - id: email_{i}
+    type: people_split
+    paths:
+      - name: leaders
+        when: "person.job_title is matching('(?i)\\\\b(cto|vp)\\\\b') and account.employees >= {i}"
+        steps:
+          - {{type: send_email, subject: "Step {i} for {{{{ person.first_name }}}}", template: emails/step.html.j2}}
+          - {{type: update_person, set: {{track: leaders}}}}
+    otherwise:
+      steps:
+        - {{type: update_person, set: {{track: step-{i}}}}}
+    next: wait_{i}
+"""
+# Every fifth step moves the account into or out of another journey of the folder instead of emailing it.
+JOURNEY_CHANGES = (
+    "  - id: email_{i}\n    type: add_to_journey\n    journey: bench-other\n    next: wait_{i}\n",
+    "  - id: email_{i}\n    type: remove_from_journey\n    journey: bench-other\n    reason: step {i}\n"
+    "    next: wait_{i}\n",
+)
+OTHER = """\
+journey: bench-other
+name: The journey the benchmark adds accounts to and removes them from
+audience:
+  accounts: "account.employees >= 10"
+start: done
+nodes:
+  - id: done
+    type: end
+"""
 
 
 def generate(folder: Path, nodes: int) -> Path:
@@ -67,13 +107,22 @@ def generate(folder: Path, nodes: int) -> Path:
     ]
     for i in range(steps):
         following = f"email_{i + 1}" if i + 1 < steps else ("tail_0" if tail else "done")
-        parts.append(STEP.format(i=i, next=following, back=f"email_{max(0, i - 1)}").rstrip("\n"))
+        back = f"email_{max(0, i - 1)}"
+        step = STEP.format(i=i, next=following, back=back)
+        if i % 2:
+            step = step.replace(PAUSE.format(i=i, back=back), PAUSE_FOR_CHANGE.format(i=i, back=back))
+        if i % 3 == 2:
+            step = step.replace(EMAIL.format(i=i, next=following, back=back), PEOPLE.format(i=i))
+        elif i % 5 == 1:
+            step = step.replace(EMAIL.format(i=i, next=following, back=back), JOURNEY_CHANGES[i // 5 % 2].format(i=i))
+        parts.append(step.rstrip("\n"))
     for k in range(tail):
         following = f"tail_{k + 1}" if k + 1 < tail else "done"
         parts.append(f"  - id: tail_{k}\n    type: wait\n    duration: 1h\n    next: {following}")
     parts.append("  - id: done\n    type: end")
     (folder / "emails").mkdir()
     (folder / "emails" / "step.html.j2").write_text("<p>Hello {{ person.first_name }} at {{ account.name }}</p>\n")
+    (folder / "other.yaml").write_text(OTHER)
     path = folder / "bench.yaml"
     path.write_text("\n".join(parts) + "\n")
     return path

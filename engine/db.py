@@ -221,10 +221,28 @@ class OutboxMessage(SQLModel, table=True):
     subject: str
     html: str
     text: str
-    status: str = Field(default="pending", description="pending | sent | failed")
+    status: str = Field(default="pending", description="pending | sent | failed | suppressed")
     error: str | None = None
     created_at: datetime = _when(nullable=False, default=utcnow)
     sent_at: datetime | None = _when(nullable=True)
+    # limits.yaml: the cap that kept a message from going out ('limit:person:3/7d'); transactional messages
+    # neither count against the caps nor are held by them.
+    suppressed_by: str | None = Field(default=None, max_length=64)
+    transactional: bool | None = None
+
+
+# Counting a person's messages in a window (limits.yaml) on every send.
+Index("ix_outbox_message_person_time", OutboxMessage.__table__.c.person_id, OutboxMessage.__table__.c.created_at)  # type: ignore[attr-defined]
+
+
+class SendQuota(SQLModel, table=True):
+    """One row per capped subject ('person', '42'): a send locks it while it counts and reserves, so two
+    journeys sending to the same person at once count one after the other (activities/send_limits.py)."""
+
+    __tablename__ = "send_quota"
+    scope: str = Field(primary_key=True, max_length=16)
+    subject: str = Field(primary_key=True, max_length=64)
+    locked_at: datetime | None = _when(nullable=True)
 
 
 class ActivityEvent(SQLModel, table=True):
@@ -258,6 +276,11 @@ class ActivityEvent(SQLModel, table=True):
     occurred_at: datetime = _when(nullable=False, default=utcnow)
     recorded_at: datetime = _when(nullable=False, default=utcnow)
     delivered_at: datetime | None = _when(nullable=True)
+    shared: bool | None = Field(
+        default=None,
+        description="a journey's own record the relay also delivers to the account's other journeys (update_account's "
+        "account_updated); rows written before it existed have none and are not sent late",
+    )
 
 
 class ApiKey(SQLModel, table=True):

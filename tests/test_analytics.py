@@ -59,8 +59,8 @@ class TestSelectors:
                 "form_fil",
                 "selector 'form_fil': unknown event type 'form_fil' (did you mean 'form_fill'?) (known: form_fill, "
                 "email_open, email_click, web_visit, person_added, person_updated, opportunity_created, "
-                "opportunity_stage_changed, account_updated, buying_group_updated, member_removed, node_entered, "
-                "node_left)",
+                "opportunity_stage_changed, account_updated, buying_group_updated, member_removed, member_added, "
+                "node_entered, node_left, person_path)",
             ),
             (
                 "form_fill where event.fomr == 'x'",

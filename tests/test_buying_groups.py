@@ -239,7 +239,12 @@ class TestHandoff:
             assert len(session.exec(select(Handoff)).all()) == 1
             group = session.get(BuyingGroup, result.buying_group_id)
             assert group is not None and group.stage == "sales_qualified"
-            assert [e.type for e in session.exec(select(ActivityEvent)).all()] == ["sales_handoff", "handoff_webhook"]
+            # Ann placed in her role once (member_added, for journeys waiting for a new member), handed off once.
+            assert [e.type for e in session.exec(select(ActivityEvent)).all()] == [
+                "member_added",
+                "sales_handoff",
+                "handoff_webhook",
+            ]
         inbox = smtp[1]
         assert [recipients for recipients, _ in inbox.messages] == [["owner@seller.example"]]
         message = email.message_from_bytes(inbox.messages[0][1], policy=email.policy.default)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.language import catalog
 from engine.language.compiler import compile_file
-from engine.language.model import NODE_MODELS
+from engine.language.model import NODE_MODELS, PERSON_STEP_TYPES
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(catalog.journey_files(REPO / "journeys"))
@@ -112,7 +112,7 @@ class TestSchema:
     """`journey schema` gives editors a JSON Schema covering the whole language."""
 
     def test_journey_schema(self) -> None:
-        """Every node type is in the schema and unknown keys are disallowed."""
+        """Every node type (and people_split's step types) is in the schema and unknown keys are disallowed."""
         result = runner.invoke(app, ["schema"])
         assert result.exit_code == 0
         schema = json.loads(result.output)
@@ -122,7 +122,7 @@ class TestSchema:
             for definition in schema["$defs"].values()
             if "type" in definition.get("properties", {}) and "const" in definition["properties"]["type"]
         }
-        assert types == set(NODE_MODELS)
+        assert types == set(NODE_MODELS) | set(PERSON_STEP_TYPES)
 
     @pytest.mark.parametrize("kind", ["buying-groups", "services"])
     def test_other_schemas(self, kind: str) -> None:

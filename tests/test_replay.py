@@ -2,8 +2,9 @@
 non-determinism errors. Record them with tests/histories/record.py. Older recordings stay in
 sub-folders, each shape behind a patch, to prove workflows started by an earlier worker still replay:
 before-visibility/ (before search attributes and operator actions), before-step-batches/ (one
-record_step activity per node edge) and shape-1/ (every change behind a patch marker, step rows in full, before
-JourneyInput.shape)."""
+record_step activity per node edge), shape-1/ (every change behind a patch marker, step rows in full, before
+JourneyInput.shape), shape-2/ (events during a wait's last task dropped) and shape-3/ (every email and handoff written
+to the search attributes)."""
 
 from __future__ import annotations
 

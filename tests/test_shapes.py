@@ -9,16 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
-from support import add_account, add_person, wait_for_state, write_journey
+from support import add_account, add_person, free_port, wait_for_state, write_journey
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery import OutboxFileDelivery
+from activities.delivery import OutboxFileDelivery, SmtpDelivery
 from engine.db import ActivityEvent
 from engine.language.plan import Plan
 from engine.runtime import temporal
@@ -259,3 +260,83 @@ class TestEventAsAWaitEnds:
         result = await self._run_with_late_worker(time_env, db, tmp_path, "older-corp", 2)
         assert "follow_up" not in result.visits  # wait_demo timed out after its hour
         assert result.emails_sent == 1
+
+
+def _nodes_shown(history: Any) -> list[bytes]:
+    """The JourneyNode values the run upserted, in order."""
+    return [
+        fields[visibility.NODE.name].data
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+        and visibility.NODE.name
+        in (fields := event.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+    ]
+
+
+class _FirstMessageDeferred:
+    """An SMTP server's handler that answers the first message with 451 (try again later), as a greylisting or
+    overloaded mail server does, and accepts every later one."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+        self.received: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if not self.refused:
+            self.refused += 1
+            return "451 4.3.0 try again later"
+        self.received.extend(envelope.rcpt_tos)
+        return "250 OK"
+
+
+class TestCallsShownWhenSlow:
+    """Since shape 4 an email that goes out at once writes no search attributes for its node; one whose first attempt
+    fails shows the node before it retries, and still goes out once."""
+
+    async def test_an_email_sent_at_once_is_not_written(
+        self, time_env: WorkflowEnvironment, worker: str, db: Engine, tmp_path: Path
+    ) -> None:
+        plan = _plan(tmp_path)
+        for account in ("three-corp", "four-corp"):
+            add_account(db, account, employees=250)
+            add_person(db, account, f"ada@{account}.example", first_name="Ada")
+        before = await _run(time_env, plan, worker, "three-corp", 3)
+        now = await _run(time_env, plan, worker, "four-corp", SHAPE)
+        assert _nodes_shown(before) == [b'"intro"', b'"wait_demo"', b'"follow_up"']
+        assert _nodes_shown(now) == [b'"wait_demo"']
+        assert _rows(db, "four-corp") == _rows(db, "three-corp")  # the event log does not change
+
+    async def test_a_failed_first_attempt_shows_the_node_and_sends_once(
+        self, time_env: WorkflowEnvironment, db: Engine, tmp_path: Path
+    ) -> None:
+        plan = _plan(tmp_path)
+        add_account(db, "grey-corp", employees=250)
+        add_person(db, "grey-corp", "ada@grey-corp.example", first_name="Ada")
+        handler = _FirstMessageDeferred()
+        server = Controller(handler, hostname="127.0.0.1", port=free_port())
+        server.start()
+        try:
+            delivery = SmtpDelivery(f"smtp://127.0.0.1:{server.port}?starttls=never")
+            task_queue = f"test-{uuid.uuid4()}"
+            async with running_worker(time_env.client, db, delivery, task_queue):
+                handle: WorkflowHandle[Any, JourneyResult] = await time_env.client.start_workflow(
+                    "Journey",
+                    JourneyInput(plan=plan, account_id="grey-corp"),
+                    id=f"{temporal.workflow_id(plan.journey, 'grey-corp')}/{uuid.uuid4().hex[:8]}",
+                    task_queue=task_queue,
+                    result_type=JourneyResult,
+                )
+                await wait_for_state(handle, lambda state: bool(state.get("listening")))
+                history = await handle.fetch_history()
+                await handle.terminate("test over")
+        finally:
+            server.stop()
+        assert handler.refused == 1
+        assert handler.received == ["ada@grey-corp.example"]  # once, by the retry
+        assert _nodes_shown(history)[0] == b'"intro"'  # shown after the 451, before the retry
+        scheduled = [
+            event.activity_task_scheduled_event_attributes.activity_type.name
+            for event in history.events
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        ]
+        assert scheduled == ["load_account", "send_email", "send_email"]

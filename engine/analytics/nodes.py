@@ -17,6 +17,7 @@ from sqlmodel import col
 
 from engine.analytics import variants
 from engine.analytics.containers import EVENT, PAYLOAD, Filters
+from engine.analytics.node_emails import NodeEmails, email_counts
 from engine.analytics.report import Report, ReportModel
 from engine.db import ActivityEvent
 from engine.language.plan import Plan
@@ -58,6 +59,7 @@ class NodesReport(Report):
     edges: list[GraphEdge]
     split: str | None = None  # the variant_split broken down by
     variants: list[VariantNodes] = Field(default_factory=list)
+    emails: list[NodeEmails] = Field(default_factory=list)  # per send_email node: sent, suppressed by limits.yaml
 
 
 def node_counts(
@@ -98,6 +100,7 @@ def node_counts(
         edges=edges,
         split=chosen,
         variants=breakdown,
+        emails=email_counts(engine, journey, filters),
     )
 
 

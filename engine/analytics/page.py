@@ -13,10 +13,10 @@ import plotly.graph_objects as go
 from engine.analytics.canvas import CanvasReport
 from engine.analytics.cohort import CohortReport
 from engine.analytics.flow import FlowReport
-from engine.analytics.nodes import NodesReport
+from engine.analytics.nodes import NodeCount, NodesReport
 from engine.analytics.report import Report
 from engine.analytics.tables import Table, display, tables
-from engine.language import graph
+from engine.language import graph, journey_refs
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #1f2933; }
@@ -121,6 +121,15 @@ def _sankey(report: FlowReport) -> go.Figure:
     return figure
 
 
+def _exits(count: NodeCount, label: str) -> int:
+    """Accounts that left the node along the edge `label`. add_to_journey and remove_from_journey log their answer
+    as the branch (journey_refs.OUTCOMES) and all of them go on along `next`."""
+    outcomes = journey_refs.OUTCOMES.get(count.type or "") if label == "next" else None
+    if outcomes:
+        return sum(count.left.get(outcome, 0) for outcome in outcomes)
+    return count.left.get(label, 0)
+
+
 def _graph(report: NodesReport) -> go.Figure:
     """The journey's graph, laid out in layers from the start node, each node labelled with its counts."""
     depth = _layers(report)
@@ -150,7 +159,7 @@ def _graph(report: NodesReport) -> go.Figure:
             arrowcolor="#9aa5b1",
             text="",
         )
-        exits = counts[edge.source].left.get(edge.label, 0)
+        exits = _exits(counts[edge.source], edge.label)
         figure.add_annotation(
             x=(x0 + x1) / 2,
             y=(y0 + y1) / 2,

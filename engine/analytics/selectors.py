@@ -25,7 +25,8 @@ from engine.language.model import EVENT_TYPES
 
 STEP_TYPES = ("node_entered", "node_left")
 OPPORTUNITY_TYPES = ("opportunity_created", "opportunity_stage_changed")
-KNOWN_TYPES = (*EVENT_TYPES, *STEP_TYPES)
+PERSON_PATH = "person_path"  # a people_split's decision for one person (activities/people.py)
+KNOWN_TYPES = (*EVENT_TYPES, *STEP_TYPES, PERSON_PATH)
 
 # `event.<name>` reads these columns of the event log; every other name is a key of the payload, as in
 # the journey language where an event's payload keys are `event.<key>`.
@@ -40,6 +41,7 @@ _EXTRA_FIELDS: dict[str, frozenset[str]] = {
     "node_entered": frozenset({"node_type", "visit", "version"}),
     "node_left": frozenset({"node_type", "visit", "version", "branch", "variant"}),  # variant: of a variant_split
     "account_updated": frozenset({"set", "add"}),
+    PERSON_PATH: frozenset({"path", "path_index", "visit", "version", "left_out"}),
     # Content analytics group visits and clicks by the content's type (the seed's flow example).
     "web_visit": frozenset({"content_type"}),
     "email_click": frozenset({"content_type"}),

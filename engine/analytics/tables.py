@@ -36,7 +36,8 @@ def tables(report: Report) -> list[Table]:
         case FlowReport():
             return _flow(report)
         case NodesReport():
-            return [_nodes(report), *([_nodes_variants(report)] if report.split else [])]
+            variants = [_nodes_variants(report)] if report.split else []
+            return [_nodes(report), *variants, *([_node_emails(report)] if report.emails else [])]
         case TimelineReport():
             return [_timeline(report)]
     raise TypeError(f"no table for {type(report).__name__}")
@@ -84,6 +85,25 @@ def _canvas_variants(report: CanvasReport) -> Table:
             ]
             for v in report.variants
             for s in v.steps
+        ],
+    )
+
+
+def _node_emails(report: NodesReport) -> Table:
+    return Table(
+        "emails",
+        f"Emails of journey {report.journey} (suppressed: held back by a limits.yaml cap)",
+        ["node", "sent", "failed", "pending", "suppressed", "suppressed by"],
+        [
+            [
+                e.node,
+                e.sent,
+                e.failed,
+                e.pending,
+                e.suppressed,
+                ", ".join(f"{reason}: {count}" for reason, count in e.suppressed_by.items()),
+            ]
+            for e in report.emails
         ],
     )
 

@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import Delivery
-from engine.db import BuyingGroup, BuyingGroupMember, Person, utcnow
+from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, Person, engine_key, utcnow
 from engine.language.errors import JourneyError, did_you_mean
 from engine.language.workspace import Workspace
 from engine.workflow.contracts import BuyingGroupRequest, BuyingGroupSnapshot
@@ -79,7 +79,27 @@ def move_stage(engine: Engine, workspace: Workspace, account_id: str, interest: 
             stages.check_move(group.stage, stage)
         except ValueError as error:
             raise GroupChangeError(str(error)) from None
-        previous, group.stage, group.updated_at = group.stage, stage, utcnow()
+        now = utcnow()
+        previous, group.stage, group.updated_at = group.stage, stage, now
         session.add(group)
+        if previous != stage:
+            # Recorded like update_buying_group's change, for the relay to signal: journeys waiting for the stage
+            # (wait_for_change, wait_for_event) hear a move made by hand too. Keyed by the move and its moment.
+            session.add(
+                ActivityEvent(
+                    key=engine_key("buying_group_updated", "manual", group.id, previous, stage, now.isoformat()),
+                    type="buying_group_updated",
+                    account_id=account_id,
+                    journey_id=None,
+                    payload={
+                        "buying_group": group.id,
+                        "solution_interest": interest,
+                        "changes": {"stage": {"old": previous, "new": stage}},
+                        "journey": "manual",
+                        "node": None,
+                    },
+                    occurred_at=now,
+                )
+            )
         session.commit()
     return previous

@@ -22,6 +22,7 @@ class SchemaKind(StrEnum):
     journey = "journey"
     buying_groups = "buying-groups"
     services = "services"
+    limits = "limits"
 
 
 def validate(
@@ -52,16 +53,20 @@ def graph(
     print(render.mermaid(plan) if format is GraphFormat.mermaid else render.dot(plan), end="")
 
 
-def schema(kind: SchemaKind = typer.Argument(SchemaKind.journey, help="journey, buying-groups or services")) -> None:
+def schema(
+    kind: SchemaKind = typer.Argument(SchemaKind.journey, help="journey, buying-groups, services or limits"),
+) -> None:
     """Print the JSON Schema of a file kind, for editor autocompletion (yaml-language-server)."""
     from pydantic import BaseModel
 
+    from engine.language.limits import LimitsFile
     from engine.language.model import BuyingGroupsFile, JourneyFile, ServicesFile
 
     models: dict[SchemaKind, type[BaseModel]] = {
         SchemaKind.journey: JourneyFile,
         SchemaKind.buying_groups: BuyingGroupsFile,
         SchemaKind.services: ServicesFile,
+        SchemaKind.limits: LimitsFile,
     }
     document = models[kind].model_json_schema(mode="validation")
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"

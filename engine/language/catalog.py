@@ -8,12 +8,13 @@ from pathlib import Path
 from engine.language.compiler import check_file
 from engine.language.errors import Issue
 from engine.language.event_types import EVENTS_FILE
+from engine.language.limits import LIMITS_FILE
 from engine.language.plan import Plan
 from engine.language.workspace import BUYING_GROUPS_FILE, SERVICES_FILE, Workspace, display, load_workspace
 
 NOT_JOURNEYS = frozenset(
     name.removesuffix(".yaml") + suffix
-    for name in (BUYING_GROUPS_FILE, SERVICES_FILE, EVENTS_FILE)
+    for name in (BUYING_GROUPS_FILE, SERVICES_FILE, EVENTS_FILE, LIMITS_FILE)
     for suffix in (".yaml", ".yml")
 )
 

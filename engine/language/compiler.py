@@ -11,30 +11,47 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from engine.language import conditions, graph, group_checks, responses, shape, templates, variants
+from engine.language import (
+    change_checks,
+    conditions,
+    graph,
+    group_checks,
+    journey_refs,
+    people_checks,
+    responses,
+    shape,
+    templates,
+    variants,
+)
 from engine.language.errors import Issue, JourneyInvalidError, did_you_mean
 from engine.language.loader import Document, PathKey, load_file
 from engine.language.model import (
     BUYING_GROUP_TYPES,
     NODE_MODELS,
+    PERSON_STEP_TYPES,
     WAITING_TYPES,
+    AddToJourney,
     ExternalAction,
     JourneyHeader,
     NodeBase,
+    PeopleSplit,
+    PersonEmail,
     Recipients,
     RemoveFromBuyingGroup,
+    RemoveFromJourney,
     SalesAlert,
     SendEmail,
     Split,
     UpdateAccount,
     UpdateBuyingGroup,
     VariantSplit,
+    WaitForChange,
     WaitForEvent,
 )
 from engine.language.plan import Edge, Plan
 from engine.language.workspace import Workspace, display, load_workspace
 
-EDGE_KEYS = ("next", "on_event", "on_complete", "on_success", "on_error", "on_timeout", "on_not_allowed")
+EDGE_KEYS = ("next", "on_event", "on_change", "on_complete", "on_success", "on_error", "on_timeout", "on_not_allowed")
 READ_ONLY_ACCOUNT_FIELDS = frozenset({"id", "created_at", "attributes", "domain"})
 NUMERIC_ACCOUNT_FIELDS = frozenset({"employees", "annual_revenue"})
 
@@ -157,6 +174,8 @@ class _Compiler:
                 continue
             if not isinstance(node_type, str) or node_type not in NODE_MODELS:  # a list is not even hashable
                 hint = did_you_mean(str(node_type), NODE_MODELS)
+                if node_type in PERSON_STEP_TYPES:
+                    hint = f": '{node_type}' is a step of a people_split path, not a node; put it in a path's steps"
                 self.fail((*at, "type"), f"unknown node type '{node_type}'{hint}", label)
                 continue
             model, problems = shape.validate(NODE_MODELS[node_type], raw, self.source, at, label)
@@ -229,6 +248,20 @@ class _Compiler:
             case SalesAlert():
                 self._check_subject(node)
                 self._check_template(node)
+            case WaitForChange(change=change):
+                custom = self.account_fields - conditions.ACCOUNT_FIELDS
+                stages = self.workspace.buying_groups.stages if self.interest is not None else None
+                for rest, message in change_checks.problems(
+                    change, custom, stages, self.role_template, self.names_interest
+                ):
+                    self.fail(self._at(node, *rest), f"change.{message}", node.id)
+            case PeopleSplit():
+                self._check_people_split(node)
+            case AddToJourney() | RemoveFromJourney():
+                own, shown = self.document.data.get("journey"), display(self.workspace.folder) + "/"
+                problem = journey_refs.reference_problem(node, own, self.workspace.journeys, shown)
+                if problem is not None:
+                    self.fail(self._at(node, "journey"), problem, node.id)
         if node.type in BUYING_GROUP_TYPES and not self.names_interest:
             self.fail(
                 self._at(node, "type"),
@@ -271,7 +304,7 @@ class _Compiler:
         if not any(variant.holdout for split in splits for variant in split.variants):
             return
         successors = self._successors()
-        sends = [node_id for node_id, (_, raw) in self.raw_nodes.items() if raw.get("type") == "send_email"]
+        sends = [node_id for node_id, (_, raw) in self.raw_nodes.items() if people_checks.sends_email(raw)]
         may_send = graph.reaching(sends, successors)
         for node in splits:
             for index, variant in enumerate(node.variants):
@@ -280,10 +313,11 @@ class _Compiler:
                 path = variants.holdout_route(node.id, variant.next, successors, frozenset(sends))
                 if path is None:
                     continue
+                sender = f"{self.raw_nodes[path[-1]][1].get('type')} '{path[-1]}'"  # send_email, or a people_split
                 how = (
-                    f"leads straight to send_email '{path[-1]}'"
+                    f"leads straight to {sender}"
                     if len(path) == 1
-                    else f"reaches send_email '{path[-1]}' via " + " -> ".join(f"'{step}'" for step in path[:-1])
+                    else f"reaches {sender} via " + " -> ".join(f"'{step}'" for step in path[:-1])
                 )
                 message = (
                     f"variants[{index}].next: holdout '{variant.name}' {how}:"
@@ -333,32 +367,46 @@ class _Compiler:
                 self.fail(self._at(node, "subject"), f"subject: {problem}", node.id)
 
     def _check_template(self, node: SendEmail | SalesAlert) -> None:
+        self._check_template_at(node, node.template, self._at(node, "template"), "template")
+
+    def _check_template_at(self, node: NodeBase, template: str, at: PathKey, field: str) -> None:
         # Templates are compiled into the Plan: a path ('../') or a symlink leading out of the journey's folder
         # could put any file the validating process can read (/proc/self/environ: its secrets) into it.
         folder = Path(os.path.abspath(self.path.parent))
-        file = Path(os.path.normpath(folder / node.template))
+        file = Path(os.path.normpath(folder / template))
         if not file.is_relative_to(folder):
-            self.fail(
-                self._at(node, "template"), f"template: '{node.template}' is outside the journey's folder", node.id
-            )
+            self.fail(at, f"{field}: '{template}' is outside the journey's folder", node.id)
             return
         if not _resolves_inside(file, folder):
-            self.fail(self._at(node, "template"), _symlink_out(node.template, file), node.id)
+            self.fail(at, _symlink_out(template, file), node.id)
             return
         if not _is_file(file):
             near = [str(path.relative_to(folder)) for path in folder.rglob("*.j2")]
-            hint = did_you_mean(node.template, near)
-            self.fail(self._at(node, "template"), f"template: '{node.template}' not found{hint}", node.id)
+            hint = did_you_mean(template, near)
+            self.fail(at, f"{field}: '{template}' not found{hint}", node.id)
             return
-        self._read_template(node, file, node.template)
-        text_twin = node.template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
-        if text_twin != node.template and _is_file(folder / text_twin):
+        self._read_template(node, file, template)
+        text_twin = template.removesuffix(".j2").removesuffix(".html").removesuffix(".htm") + ".txt.j2"
+        if text_twin != template and _is_file(folder / text_twin):
             if not _resolves_inside(folder / text_twin, folder):
-                self.fail(self._at(node, "template"), _symlink_out(text_twin, folder / text_twin), node.id)
+                self.fail(at, _symlink_out(text_twin, folder / text_twin), node.id)
                 return
             self._read_template(node, folder / text_twin, text_twin)
 
-    def _read_template(self, node: SendEmail | SalesAlert, file: Path, name: str) -> None:
+    def _check_people_split(self, node: PeopleSplit) -> None:
+        """Each path's condition over the person, its steps' roles, fields and templates."""
+        scope = self._scope("people conditions", "person", "account")
+        for index, path in enumerate(node.paths):
+            self._expression(self._at(node, "paths", index, "when"), path.when, scope, node.id, f"paths[{index}].when")
+        for rest, message, at_key in people_checks.split_problems(node, self.role_template, self.names_interest):
+            self.fail(self._at(node, *rest), message, node.id, key=at_key)
+        for rest, label, step in people_checks.located_steps(node):
+            if isinstance(step, PersonEmail):
+                for _, problem in templates.check(step.subject, False, self.account_fields, self.names_interest):
+                    self.fail(self._at(node, *rest, "subject"), f"{label}.subject: {problem}", node.id)
+                self._check_template_at(node, step.template, self._at(node, *rest, "template"), f"{label}.template")
+
+    def _read_template(self, node: NodeBase, file: Path, name: str) -> None:
         if name in self.templates:
             return
         shown = display(file)
@@ -448,6 +496,10 @@ class _Compiler:
 
     # --- plan ----------------------------------------------------------------------------------------
 
+    def _sends_email(self) -> bool:
+        """Whether any node emails people (a send_email, or a people_split with an email step)."""
+        return any(people_checks.sends_email(raw) for _, raw in self.raw_nodes.values())
+
     def _plan(self, header: JourneyHeader) -> Plan:
         edges = {
             node_id: [Edge(label=label, target=target) for label, target, _ in raw_edges(raw)]
@@ -470,6 +522,8 @@ class _Compiler:
             templates=self.templates,
             services={name: s for name, s in self.workspace.services.services.items() if name in used_services},
             custom_account_attributes=sorted(self.account_fields - conditions.ACCOUNT_FIELDS),
+            # Only a journey that sends email is bound by them: the others keep their version when limits change.
+            limits=self.workspace.limits if self._sends_email() else None,
         )
         return plan.with_version()
 

@@ -100,6 +100,7 @@ EVENT_FIELDS: dict[str, frozenset[str]] = {
     "account_updated": frozenset({"changes"}),
     "buying_group_updated": frozenset({"buying_group", "solution_interest", "changes", "journey", "node"}),
     "member_removed": frozenset({"buying_group", "solution_interest", "role", "journey", "node"}),
+    "member_added": frozenset({"buying_group", "solution_interest", "role", "journey", "node"}),
 }
 _FILTERS = (
     "abs",

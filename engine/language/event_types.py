@@ -25,7 +25,8 @@ EVENTS_FILE = "events.yaml"
 # Not events a sender may send: the workflow and the engine write these themselves.
 RESERVED = frozenset(
     {"node_entered", "node_left", "journey_entered", "journey_ended", "account_updated", "unsubscribed"}
-    | {"person_erased", "buying_group_updated", "member_removed"}
+    | {"person_erased", "buying_group_updated", "member_removed", "member_added"}
+    | {"person_path", "member_assigned"}  # people_split: each person's path; assign_role's hand-made assignments
 )
 
 

@@ -11,8 +11,9 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
+from engine.language.limits import LimitsFile
 from engine.language.model import Audience, Node, RoleTemplate, Service, SolutionInterest, Stages
 
 
@@ -42,6 +43,15 @@ class Plan(BaseModel):
     templates: dict[str, str] = Field(default_factory=dict, description="template path -> source")
     services: dict[str, Service] = Field(default_factory=dict)
     custom_account_attributes: list[str] = Field(default_factory=list)
+    limits: LimitsFile | None = Field(None, description="the workspace's limits.yaml, pinned like its services")
+
+    @model_serializer(mode="wrap")
+    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A journey with no limits.yaml serialises as before limits existed: same version, same payloads."""
+        data = handler(self)
+        if isinstance(data, dict) and self.limits is None:
+            data.pop("limits", None)
+        return data
 
     def content_hash(self) -> str:
         content: dict[str, Any] = self.model_dump(mode="json", exclude={"version", "source"})

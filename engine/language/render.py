@@ -7,16 +7,23 @@ import re
 
 from engine.language.durations import format_duration
 from engine.language.model import (
+    AddToJourney,
+    AssignRole,
     ExternalAction,
     NodeBase,
+    PeopleSplit,
+    PersonEmail,
     RemoveFromBuyingGroup,
+    RemoveFromJourney,
     SalesAlert,
     SendEmail,
     Split,
     UpdateAccount,
     UpdateBuyingGroup,
+    UpdatePerson,
     VariantSplit,
     Wait,
+    WaitForChange,
     WaitForCompleteness,
     WaitForEvent,
 )
@@ -39,7 +46,8 @@ def node_summary(node: NodeBase) -> str:
                 who = "people for missing roles"
             else:
                 who = f"people where {to.where}"
-            return f"email {template.split('/')[-1].split('.')[0]!r} to {who}"
+            kind = " (transactional)" if node.transactional else ""
+            return f"email {template.split('/')[-1].split('.')[0]!r} to {who}{kind}"
         case Wait(duration=duration, until=until):
             return f"wait {format_duration(duration)}" if duration is not None else f"wait until {until}"
         case WaitForEvent(event=event, where=where, timeout=timeout):
@@ -61,6 +69,8 @@ def node_summary(node: NodeBase) -> str:
             changes = [f"{key}={value}" for key, value in (to_set or {}).items()]
             changes += [f"{key}+={value}" for key, value in (to_add or {}).items()]
             return "set " + ", ".join(changes)
+        case WaitForChange(change=change, timeout=timeout):
+            return f"wait {format_duration(timeout)} for {change.describe()}"
         case WaitForCompleteness(threshold=threshold, timeout=timeout):
             return f"wait {format_duration(timeout)} for {threshold:g}% complete"
         case UpdateBuyingGroup(stage=stage, status=status):
@@ -72,8 +82,29 @@ def node_summary(node: NodeBase) -> str:
             return f"remove {chosen} from the buying group"
         case SalesAlert(to=to, template=template):
             return f"alert {to or 'the account owner'} with {template.split('/')[-1].split('.')[0]!r}"
+        case PeopleSplit():
+            routes = [
+                f"{name} → {', '.join(step_summary(step) for step in steps) or 'no steps'}"
+                for name, steps in zip(node.path_names(), node.all_steps(), strict=True)
+            ]
+            return "per person: " + " · ".join(routes)
+        case AddToJourney(journey=journey):
+            return f"add to {journey!r}"
+        case RemoveFromJourney(journey=journey, reason=reason):
+            return f"remove from {journey!r} ({reason})"
         case _:
             return node.type
+
+
+def step_summary(step: PersonEmail | AssignRole | UpdatePerson) -> str:
+    """One line for a step of a people_split path."""
+    match step:
+        case PersonEmail(template=template):
+            return f"email {template.split('/')[-1].split('.')[0]!r}"
+        case AssignRole(role=role):
+            return f"make {role}"
+        case UpdatePerson(set=values):
+            return "set " + ", ".join(f"{key}={value}" for key, value in values.items())
 
 
 def _short(text: str) -> str:

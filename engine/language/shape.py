@@ -69,6 +69,17 @@ def _issue(model: type[BaseModel], problem: Any, data: Any, source: SourceMap, a
         line, col = source.value(full[:-1])
         where = f" in {dotted(loc[:-1])}" if len(loc) > 1 else ""
         return Issue(source.path, line, col, f"missing required key '{loc[-1]}'{where}", node)
+    if kind == "union_tag_invalid":  # a list of typed items (a people_split path's steps) names an unknown type
+        tag = value.get("type") if isinstance(value, dict) else problem["ctx"]["tag"]
+        expected = problem["ctx"]["expected_tags"]
+        line, col = source.value((*full, "type"))
+        choices = [choice.strip(" '") for choice in expected.split(",")]
+        hint = did_you_mean(str(tag), choices)
+        message = f"{dotted((*loc, 'type'))}: {_shown(tag)} is not allowed here{hint} (one of {expected})"
+        return Issue(source.path, line, col, message, node)
+    if kind == "union_tag_not_found":
+        line, col = source.value(full)
+        return Issue(source.path, line, col, f"{prefix}missing required key 'type'", node)
     line, col = source.value(full)
     if kind in ("value_error", "assertion_error"):
         message = str(problem["ctx"]["error"])
@@ -114,8 +125,8 @@ def _in_data(loc: tuple[str | int, ...], data: Any) -> tuple[str | int, ...]:
         walks = (isinstance(current, dict) and part in current) or (
             isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
         )
-        if not walks and _is_union_tag(part):
-            continue
+        if not walks and (_is_union_tag(part) or (isinstance(current, dict) and current.get("type") == part)):
+            continue  # a union member's name, or the tag of a discriminated union's member
         current = current[part] if walks else None
         kept.append(part)
     return tuple(kept)

@@ -10,10 +10,12 @@ from typing import TypeVar
 from engine.language import conditions, shape
 from engine.language.errors import Issue, did_you_mean
 from engine.language.event_types import EVENTS_FILE, EventTypes, read_event_types
+from engine.language.journey_refs import journey_ids
+from engine.language.limits import LIMITS_FILE, LimitsFile
 from engine.language.loader import SourceMap, load_file
 from engine.language.model import BuyingGroupsFile, RoleTemplate, ServicesFile, SolutionInterest
 
-M = TypeVar("M", BuyingGroupsFile, ServicesFile)
+M = TypeVar("M", BuyingGroupsFile, ServicesFile, LimitsFile)
 
 BUYING_GROUPS_FILE = "buying_groups.yaml"
 SERVICES_FILE = "services.yaml"
@@ -35,6 +37,8 @@ class Workspace:
     services_loaded: bool = True
     has_services_file: bool = False
     event_types: EventTypes = field(default_factory=EventTypes)
+    # None without a limits.yaml (or with an empty or broken one): no caps, no quiet hours.
+    limits: LimitsFile | None = None
 
     @cached_property
     def solution_interests(self) -> dict[str, SolutionInterest]:
@@ -43,6 +47,11 @@ class Workspace:
     @cached_property
     def role_templates(self) -> dict[str, RoleTemplate]:
         return {template.id: template for template in self.buying_groups.role_templates}
+
+    @cached_property
+    def journeys(self) -> frozenset[str]:
+        """Ids of the folder's journeys, read only when a node names another journey."""
+        return journey_ids(self.folder)
 
 
 def display(path: Path) -> str:
@@ -69,6 +78,10 @@ def load_workspace(folder: Path) -> Workspace:
         workspace.services_loaded = services is not None
         if services is not None:
             workspace.services = services
+    limits_path = _either(folder, LIMITS_FILE)
+    if limits_path.is_file():
+        limits, _ = _load(limits_path, LimitsFile, workspace.issues)
+        workspace.limits = limits if limits is not None and not limits.is_empty() else None
     events_path = _either(folder, EVENTS_FILE)
     workspace.event_types, problems = read_event_types(events_path.parent, display(events_path))
     workspace.issues.extend(problems)

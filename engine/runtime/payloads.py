@@ -3,7 +3,7 @@
 Every account's workflow input carries its journey's whole Plan (nodes, templates, role template), and every
 `send_email` input its template bodies: 100,000 accounts on one version stored 100,000 copies in Temporal's
 histories, billed per byte on Temporal Cloud. This codec replaces the first-level values of a JSON payload that
-every account of a version shares (SHARED: the Plan, role templates, template bodies) with
+every account of a version shares (SHARED: the Plan, role templates, template bodies, limits.yaml) with
 `{"$blob": "<sha256>"}` once they reach their size, and keeps each value once in the journey database
 (db.PayloadBlob), so a history holds a 64-character key where it held kilobytes. Values of other keys stay
 inline however large: they belong to one account, may hold personal data, and must stay under payload
@@ -34,7 +34,7 @@ from engine.db import PayloadBlob
 MIN_SIZE = 1024  # bytes of JSON: a shared value smaller than this stays inline
 # Keys whose values are the same for every account of a journey version, from the size where a reference
 # (~76 bytes) pays: template bodies always go by reference, so `send_email` inputs carry none.
-SHARED = {"plan": MIN_SIZE, "role_template": MIN_SIZE, "html_template": 96, "text_template": 96}
+SHARED = {"plan": MIN_SIZE, "role_template": MIN_SIZE, "html_template": 96, "text_template": 96, "limits": 96}
 _SHARED_KEYS = tuple(f'"{key}"'.encode() for key in SHARED)
 MARK = "journey-blobs"
 REFERENCE = "$blob"

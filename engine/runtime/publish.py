@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
@@ -155,6 +156,23 @@ async def start_journey(
     return True
 
 
+async def start_for_journey(
+    client: Client,
+    engine: Engine,
+    plan: Plan,
+    account_id: str,
+    settings: JourneySettings,
+    task_queue: str,
+    memo: dict[str, Any],
+) -> str | None:
+    """Start one account on behalf of another journey (add_to_journey): as start_journey, with a memo by which a
+    retried attempt recognises the run as its own. '<workflow id>/<run id>', or None when already running; the
+    entry row is the caller's to write (it says who added the account)."""
+    name, owner = (await asyncio.to_thread(_names_and_owners, engine, [account_id])).get(account_id, (None, None))
+    await asyncio.to_thread(_remember_members, engine, plan.journey, [account_id])  # before: see JourneyAccount
+    return await _start(client, plan, account_id, settings, task_queue, name, owner, memo)
+
+
 async def _start(
     client: Client,
     plan: Plan,
@@ -163,6 +181,7 @@ async def _start(
     task_queue: str,
     name: str | None,
     owner: str | None,
+    memo: dict[str, Any] | None = None,
 ) -> str | None:
     """The started run as '<workflow id>/<run id>', or None when the account's journey is already running."""
     workflow_id = temporal.workflow_id(plan.journey, account_id)
@@ -177,6 +196,7 @@ async def _start(
             search_attributes=details.start_attributes(plan, account_id, name, datetime.now(UTC)),
             static_summary=details.static_summary(plan, name, account_id),
             static_details=details.static_details(plan, account_id, owner),
+            memo=memo,
         )
     except WorkflowAlreadyStartedError:
         return None

@@ -16,11 +16,13 @@ from activities.buying_group_changes import BuyingGroupChangeActivities
 from activities.buying_groups import BuyingGroupActivities
 from activities.delivery import Delivery
 from activities.email import EmailActivities
+from activities.people import PeopleActivities
 from activities.sales_alert import SalesAlertActivities
 from activities.scores import ScoresActivities
 from activities.services import ServiceActivities
 from engine.runtime import temporal
 from engine.runtime.audience import LauncherActivities
+from engine.runtime.journey_changes import JourneyChangeActivities
 from engine.workflow.interpreter import JourneyWorkflow
 from engine.workflow.launcher import LauncherWorkflow
 from engine.workflow.scores import ScoresWorkflow
@@ -58,7 +60,9 @@ async def running_worker(
     groups = BuyingGroupActivities(engine, delivery)
     scores = ScoresActivities(engine, groups)
     changes = BuyingGroupChangeActivities(engine, groups)
+    people = PeopleActivities(engine, groups)
     alerts = SalesAlertActivities(engine, delivery)
+    journey_changes = JourneyChangeActivities(client, engine, task_queue)
     worker = Worker(
         client,
         task_queue=task_queue,
@@ -79,7 +83,12 @@ async def running_worker(
             groups.handoff,
             changes.update,
             changes.remove,
+            people.route,
+            people.assign_role,
+            people.update,
             alerts.sales_alert,
+            journey_changes.add_to_journey,
+            journey_changes.remove_from_journey,
             scores.recompute_scores,
         ],
         workflow_runner=temporal.sandbox_runner(),

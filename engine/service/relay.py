@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import func, text, update
+from sqlalchemy import func, or_, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 from temporalio.client import Client
@@ -92,9 +92,11 @@ class TemporalLink:
 
 
 def _pending(types: Sequence[str]) -> tuple[Any, ...]:
+    """Rows to signal: recorded from outside the journeys, or a journey's own record marked `shared` (the account
+    change its update_account or store_response made, which a wait_for_change in another journey listens for)."""
     return (
         col(ActivityEvent.delivered_at).is_(None),
-        col(ActivityEvent.journey_id).is_(None),
+        or_(col(ActivityEvent.journey_id).is_(None), col(ActivityEvent.shared).is_(True)),
         ActivityEvent.status == "matched",
         col(ActivityEvent.type).in_(types),
     )
@@ -175,7 +177,7 @@ class Relay:
             await asyncio.to_thread(_release, claims)
 
     async def _deliver(self, claimed: list[str] | None) -> int:
-        rows, unreadable = await asyncio.to_thread(self._read, claimed)
+        rows, unreadable, authors = await asyncio.to_thread(self._read, claimed)
         await asyncio.to_thread(self._park, unreadable)
         if not rows:
             return len(unreadable)
@@ -191,7 +193,9 @@ class Relay:
             async with limit:
                 for event, recorded_at in batch:
                     try:
-                        await events.signal_journeys(client, journeys[event.account_id], event)
+                        author = authors.get(event.event_id)
+                        others = [journey for journey in journeys[event.account_id] if journey != author]
+                        await events.signal_journeys(client, others, event)
                     except Exception as error:
                         if not _about_the_event(error):
                             raise
@@ -257,9 +261,9 @@ class Relay:
 
     def _read(
         self, accounts: list[str] | None = None
-    ) -> tuple[list[tuple[JourneyEvent, datetime]], list[tuple[str, str]]]:
-        """The next events to signal (of the claimed accounts only, when relays share the database), and
-        (key, reason) of rows that cannot become a signal at all."""
+    ) -> tuple[list[tuple[JourneyEvent, datetime]], list[tuple[str, str]], dict[str, str]]:
+        """The next events to signal (of the claimed accounts only, when relays share the database), (key, reason)
+        of rows that cannot become a signal at all, and the journey that wrote each of its own records among them."""
         with Session(self._engine) as session:
             query = select(ActivityEvent).where(*_pending(self._types))
             if accounts is not None:
@@ -277,7 +281,8 @@ class Relay:
                     unreadable.append((row.key, _reason(error)))
                     continue
                 ready.append((event, _aware(row.recorded_at)))
-            return ready, unreadable
+            authors = {row.key: row.journey_id for row in rows if row.journey_id is not None}
+            return ready, unreadable, authors
 
     def _park(self, parked: Sequence[tuple[str, str]]) -> None:
         """Take events out of the queue for good, each with why; they stay in the log for `journey parked`."""

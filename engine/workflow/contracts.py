@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from engine.language.limits import LimitsFile
 from engine.language.model import Recipients, RoleTemplate, Service, SolutionInterest, Stages
 from engine.language.plan import Plan
 
@@ -80,9 +81,12 @@ class JourneySettings(Contract):
 # `workflow.patched` also upserts TemporalChangeVersion), one StepRecord per row. 2: started with all of them in,
 # no markers; step rows in compact batches (StepBatch), none before a short timer. 3: as 2, and an event that
 # arrives in the workflow task that ends a wait is kept for the next node (a loaded worker can see the timer fire
-# and a later signal in one task; shape 2 dropped it as arriving during the wait).
-LEGACY_SHAPE, SHAPE = 1, 3
+# and a later signal in one task; shape 2 dropped it as arriving during the wait). 4: as 3, and a send_email or
+# sales_handoff writes its search attributes only when its first attempt fails (see details.rests): an email that
+# goes out at once no longer costs an upsert.
+LEGACY_SHAPE, SHAPE = 1, 4
 KEEPS_EVENTS_AT_WAIT_END = 3
+SHOWS_CALLS_WHEN_SLOW = 4
 
 
 class JourneyInput(Contract):
@@ -227,6 +231,22 @@ class SendEmailRequest(Contract):
     html_template: str = Field(description="the HTML body's Jinja2 source")
     text_template: str | None = Field(None, description="the text body's source; derived from HTML when absent")
     buying_group: BuyingGroupSnapshot | None = Field(None, description="for role recipients and templates")
+    limits: LimitsFile | None = Field(None, description="the caps to count against (limits.yaml); none when absent")
+    transactional: bool = Field(False, description="the node is not marketing: its messages count against no cap")
+    people: list[int] | None = Field(None, description="a people_split path's people: only they may get it")
+
+    @model_serializer(mode="wrap")
+    def _as_before(self, handler: SerializerFunctionWrapHandler) -> Any:
+        """A send with no limits is scheduled with the very input it had before limits existed."""
+        data = handler(self)
+        if isinstance(data, dict):
+            if self.limits is None:
+                data.pop("limits", None)
+            if not self.transactional:
+                data.pop("transactional", None)
+            if self.people is None:
+                data.pop("people", None)
+        return data
 
 
 class SendEmailResult(Contract):
@@ -237,6 +257,7 @@ class SendEmailResult(Contract):
     skipped_erased: int = Field(0, description="people whose address was erased (journey forget)")
     not_matching: int = Field(0, description="people the `where` condition left out")
     refused: int = Field(0, description="addresses the mail server refused for good (5xx); see the outbox")
+    suppressed: int = Field(0, description="people a limits.yaml cap left out; the outbox row says which cap")
 
 
 class ServiceCallRequest(Contract):

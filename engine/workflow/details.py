@@ -10,23 +10,28 @@ from typing import Any
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from engine.language.model import (
+    AddToJourney,
     AssignBuyingGroup,
     End,
     ExternalAction,
     NodeBase,
     RemoveFromBuyingGroup,
+    RemoveFromJourney,
+    SalesHandoff,
     SendEmail,
     Split,
     UpdateAccount,
     UpdateBuyingGroup,
     VariantSplit,
     Wait,
+    WaitForChange,
     WaitForCompleteness,
     WaitForEvent,
 )
 from engine.language.plan import Plan
 from engine.language.render import node_summary
-from engine.workflow import visibility
+from engine.workflow import change_match, visibility
+from engine.workflow.contracts import SHAPE, SHOWS_CALLS_WHEN_SLOW
 
 
 def static_summary(plan: Plan, account_name: str | None, account_id: str) -> str:
@@ -67,12 +72,17 @@ def start_attributes(plan: Plan, account_id: str, account_name: str | None, now:
 SHORT_WAIT = timedelta(minutes=1)
 
 
-def rests(node: NodeBase) -> bool:
+def rests(node: NodeBase, shape: int = SHAPE) -> bool:
     """Whether an account can stay at the node for more than an instant: a wait of SHORT_WAIT or more, or a call
     to the outside world (email, services, the handoff) that may retry for hours. The search attributes show
     these nodes; a split, an account or buying-group update (one database round trip) and an end do not rewrite
     them (each write is a history event, an action and a visibility row; together they were 40% of the dev
-    server's CPU per account in bench/throughput.py). The UI's current details show every node."""
+    server's CPU per account in bench/throughput.py). The UI's current details show every node.
+
+    Since shape 4 an email or the handoff rests only once its first attempt has failed: the workflow then shows
+    the node, and the retries that may last hours, before it tries again (JourneyBase._call_shown_when_slow)."""
+    if shape >= SHOWS_CALLS_WHEN_SLOW and isinstance(node, SendEmail | SalesHandoff):
+        return False
     match node:
         case Split() | VariantSplit() | UpdateAccount() | AssignBuyingGroup() | End():
             return False
@@ -80,7 +90,7 @@ def rests(node: NodeBase) -> bool:
             return False  # one database round trip, like update_account; a sales_alert may retry: it rests
         case Wait(duration=duration) if duration is not None:
             return duration >= SHORT_WAIT
-        case WaitForEvent(timeout=timeout) | WaitForCompleteness(timeout=timeout):
+        case WaitForEvent(timeout=timeout) | WaitForCompleteness(timeout=timeout) | WaitForChange(timeout=timeout):
             return timeout >= SHORT_WAIT
         case _:
             return True
@@ -95,6 +105,8 @@ def waiting_for(node: NodeBase) -> str:
             return visibility.TIMER
         case WaitForCompleteness():
             return visibility.COMPLETENESS_CHECK
+        case WaitForChange(change=change):
+            return change_match.waiting_for(change)
         case _:
             return visibility.WORKING
 
@@ -102,7 +114,7 @@ def waiting_for(node: NodeBase) -> str:
 def deadline(node: NodeBase, entered_at: datetime) -> datetime | None:
     """When the node's timer moves the account on by itself (None: no timer, or a cron `until`)."""
     match node:
-        case WaitForEvent(timeout=timeout) | WaitForCompleteness(timeout=timeout):
+        case WaitForEvent(timeout=timeout) | WaitForCompleteness(timeout=timeout) | WaitForChange(timeout=timeout):
             return entered_at + timeout
         case Wait(duration=duration) if duration is not None:
             return entered_at + duration
@@ -125,14 +137,20 @@ def current_details(
         lines.append(f"**Paused** by {paused}. `journey resume` lets it move on.")
     elif waiting == visibility.SEND_WINDOW:
         lines.append(f"Waiting for the send window `{plan.send_window}` (account time zone).")
+    elif waiting == visibility.QUIET_HOURS and plan.limits is not None:
+        lines.append(f"Holding the email through the quiet hours `{plan.limits.quiet_hours}` (account time zone).")
     if isinstance(node, WaitForCompleteness) and group:
         missing = ", ".join(group.get("missing_roles") or []) or "none"
         lines.append(
             f"Buying group {group.get('completeness', 0):.0f}% complete, needs {node.threshold:g}%; "
             f"missing roles: {missing}. New people, form fills and role assignments re-check it."
         )
+    if isinstance(node, WaitForChange):
+        lines.append(change_match.explain(node.change, group))
     if isinstance(node, ExternalAction) and (node.on_response or node.store):
         lines.append(answer_details(node))
+    if isinstance(node, AddToJourney | RemoveFromJourney):
+        lines.append(journey_change_details(plan, node))
     due = deadline(node, entered_at)
     exits = []
     for edge in plan.edges.get(node.id, []):
@@ -141,6 +159,21 @@ def current_details(
     if exits:
         lines.append("Moves on: " + " · ".join(exits))
     return "\n\n".join(lines)
+
+
+def journey_change_details(plan: Plan, node: AddToJourney | RemoveFromJourney) -> str:
+    """What add_to_journey / remove_from_journey do to the other journey, and the branches the event log shows."""
+    if isinstance(node, AddToJourney):
+        return (
+            f"Starts the account in journey **{node.journey}** (its latest published version) if that journey's "
+            "audience and re-entry rule let it in. Logged as added, not_in_audience, reentry_not_allowed, "
+            "already_in or not_live; the account goes on to `next` either way."
+        )
+    return (
+        f"Cancels the account's run of journey **{node.journey}** as `journey cancel` does, by journey "
+        f"'{plan.journey}' node '{node.id}': {node.reason}. Logged as removed or not_in_journey; the account goes "
+        "on to `next` either way."
+    )
 
 
 def answer_details(node: ExternalAction) -> str:
@@ -164,7 +197,7 @@ def email_summary(node: SendEmail, group: dict[str, Any] | None) -> str:
     return summary
 
 
-_TIMED = (Wait, WaitForEvent, WaitForCompleteness)
+_TIMED = (Wait, WaitForEvent, WaitForCompleteness, WaitForChange)
 
 
 def _when(moment: datetime) -> str:

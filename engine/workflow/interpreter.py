@@ -20,11 +20,14 @@ with workflow.unsafe.imports_passed_through():
     from engine.language.durations import format_duration
     from engine.language.errors import ExpressionLimitError
     from engine.language.model import (
+        AddToJourney,
         AssignBuyingGroup,
         End,
         ExternalAction,
         NodeBase,
+        PeopleSplit,
         RemoveFromBuyingGroup,
+        RemoveFromJourney,
         SalesAlert,
         SalesHandoff,
         SendEmail,
@@ -34,11 +37,13 @@ with workflow.unsafe.imports_passed_through():
         UpdateBuyingGroup,
         VariantSplit,
         Wait,
+        WaitForChange,
         WaitForCompleteness,
         WaitForEvent,
     )
     from engine.language.render import node_summary
-    from engine.workflow import answers, details, visibility
+    from engine.workflow import details, visibility
+    from engine.workflow.change_nodes import ChangeNodes
     from engine.workflow.contracts import (
         KEEPS_EVENTS_AT_WAIT_END,
         AccountRequest,
@@ -51,27 +56,29 @@ with workflow.unsafe.imports_passed_through():
         JourneyState,
         SendEmailRequest,
         SendEmailResult,
-        ServiceCallRequest,
-        StoreResponseRequest,
         UpdateAccountRequest,
         Visit,
     )
     from engine.workflow.group_nodes import GroupNodes
-    from engine.workflow.state import DB_RETRY, QUICK, Exit, shared_plan
+    from engine.workflow.journey_nodes import JourneyNodes
+    from engine.workflow.people_nodes import PeopleNodes
+    from engine.workflow.sending_time import SendingTime
+    from engine.workflow.service_nodes import ServiceNodes
+    from engine.workflow.state import DB_RETRY, QUICK, Exit, activity_cause, shared_plan
 
-LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness"})
+LISTENING_TYPES = frozenset({"wait_for_event", "wait_for_completeness", "wait_for_change"})
 WAITING_TYPES = LISTENING_TYPES | {"wait"}
 EARLY_EVENTS_KEPT = 100
 EARLY_EVENTS_PATCH = "events-from-the-step-before"
 # Events that can change a buying group's completeness: a wait_for_completeness node re-checks on them.
-GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned"})
+GROUP_CHANGING_EVENTS = frozenset({"person_added", "person_updated", "form_fill", "member_assigned", "member_added"})
 EMAIL_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10), non_retryable_error_types=["NotSupported", "AccountNotFound"]
 )
 
 
 @workflow.defn(name="Journey")
-class JourneyWorkflow(GroupNodes):
+class JourneyWorkflow(GroupNodes, PeopleNodes, ChangeNodes, ServiceNodes, JourneyNodes, SendingTime):
     """The walk: node after node until an end, every effect an activity. State, accessors and what
     operators see live in JourneyBase; the operator updates in OperatorUpdates; the buying-group change and
     sales-alert steps in GroupNodes."""
@@ -113,8 +120,9 @@ class JourneyWorkflow(GroupNodes):
             with contextlib.suppress(ActivityError):  # the failing node's steps still reach the log
                 await self._flush_steps()
             position = self._state.position if self._state is not None else journey.plan.start
+            where = f"journey '{journey.plan.journey}' account '{journey.account_id}' node '{position}'"
             raise ApplicationError(
-                f"journey '{journey.plan.journey}' account '{journey.account_id}' node '{position}': {_cause(error)}",
+                f"{where}: {activity_cause(error)}",
                 type="JourneyStepFailed",
                 non_retryable=True,
             ) from error
@@ -174,18 +182,9 @@ class JourneyWorkflow(GroupNodes):
     def _enter(self, node: NodeBase) -> tuple[int, bool]:
         """(visit number, fresh): a fresh visit is counted and starts listening; resuming inside the node
         after continue-as-new keeps the visit, the inbox and the time the account entered."""
-        state, plan = self._current(), self._plan()
+        state = self._current()
         self._show_waiting(
-            node,
-            details.waiting_for(node),
-            visibility.JOURNEY_ID.value_set(plan.journey),
-            visibility.JOURNEY_VERSION.value_set(plan.version),
-            visibility.ACCOUNT_ID.value_set(self._input_().account_id),
-            visibility.ACCOUNT_NAME.value_set(str(state.account.get("name") or self._input_().account_id)),
-            visibility.NODE.value_set(node.id),
-            visibility.NODE_TYPE.value_set(node.type),
-            visibility.NODE_SINCE.value_set(state.entered_at),
-            resting=details.rests(node),
+            node, details.waiting_for(node), *self._node_shown(node), resting=details.rests(node, self._input_().shape)
         )
         if state.resumed:
             self._state = state.model_copy(update={"resumed": False})
@@ -245,10 +244,13 @@ class JourneyWorkflow(GroupNodes):
             case AssignBuyingGroup():
                 await self._buying_group("assign_buying_group", node, visit)
                 return self._edge(node, "next")
+            case WaitForChange():
+                return await self._wait_for_change(node, visit)
             case WaitForCompleteness():
                 return await self._wait_for_completeness(node, visit)
             case SalesHandoff():
-                await workflow.execute_activity(
+                await self._call_shown_when_slow(
+                    node,
                     "sales_handoff",
                     self._group_request(node, visit),
                     result_type=HandoffResult,
@@ -268,6 +270,15 @@ class JourneyWorkflow(GroupNodes):
                 group = await self._buying_group("load_buying_group", node, visit) if interested else None
                 await self._sales_alert(node, visit, group)
                 return self._edge(node, "next")
+            case PeopleSplit():
+                interested = self._plan().solution_interest is not None
+                group = await self._buying_group("load_buying_group", node, visit) if interested else None
+                group_request = self._group_request(node, visit) if interested else None
+                return await self._people_split(node, visit, group_request, group)
+            case AddToJourney():
+                return await self._add_to_journey(node, visit)
+            case RemoveFromJourney():
+                return await self._remove_from_journey(node, visit)
             case End():
                 return Exit("end", None)
         raise ApplicationError(
@@ -280,12 +291,14 @@ class JourneyWorkflow(GroupNodes):
 
     async def _send_email(self, node: SendEmail, visit: int) -> None:
         plan, state, settings = self._plan(), self._current(), self._settings()
-        if plan.send_window and not settings.send_window_ignored:
-            opens_in = schedule.window_opens_in(plan.send_window, workflow.now(), state.account.get("timezone"))
-            if opens_in > timedelta(0):
-                self._show_waiting(node, visibility.SEND_WINDOW)
-                await self._wait_until(workflow.now() + opens_in, node, f"send window {plan.send_window}")
-                self._show_waiting(node, details.waiting_for(node))
+        holds = 0  # the send window, then limits.yaml's quiet hours (engine/workflow/sending_time.py)
+        while (hold := self._send_hold(node.transactional, holds)) is not None:
+            self._show_waiting(node, hold.waiting)
+            await self._wait_until(hold.until, node, hold.what)
+            self._show_waiting(node, details.waiting_for(node))
+            holds += 1
+            if self._interrupt is not None:
+                break
         await self._hold_while_paused(node)  # paused while the window was closed: send nothing yet
         if self._interrupt is not None:
             return
@@ -303,8 +316,11 @@ class JourneyWorkflow(GroupNodes):
             html_template=plan.templates[node.template],
             text_template=plan.templates.get(text_name),
             buying_group=group,
+            limits=self._send_limits(node),
+            transactional=node.transactional,
         )
-        result = await workflow.execute_activity(
+        result = await self._call_shown_when_slow(
+            node,
             "send_email",
             request,
             result_type=SendEmailResult,
@@ -418,15 +434,6 @@ class JourneyWorkflow(GroupNodes):
             stages=plan.stages or Stages(),
         )
 
-    def _limit_failure(self, error: ExpressionLimitError) -> ApplicationError:
-        """An expression over its limits fails the journey for good: the same data would fail the same way."""
-        journey, account, node = self._plan().journey, self._input_().account_id, self._current().position
-        return ApplicationError(
-            f"journey '{journey}' account '{account}' node '{node}': {error}",
-            type="ExpressionLimit",
-            non_retryable=True,
-        )
-
     def _matches(self, condition: conditions.Condition | None, event: JourneyEvent) -> bool:
         if condition is None:
             return True
@@ -477,77 +484,6 @@ class JourneyWorkflow(GroupNodes):
         drawn = variants.assign(self._plan().journey, self._input_().account_id, node.id, node.salt, percents)
         chosen = node.variants[drawn]
         return self._edge(node, variants.branch_label(chosen.name, chosen.percent, chosen.holdout))
-
-    async def _call_service(self, node: ExternalAction, visit: int) -> Exit:
-        plan = self._plan()
-        service = plan.services[node.service]
-        request = ServiceCallRequest(
-            key=self._key(node, visit),
-            service_name=node.service,
-            service=service,
-            journey_id=plan.journey,
-            account_id=self._input_().account_id,
-            node_id=node.id,
-            account=self._current().account,
-            reads_response=bool(node.on_response or node.store),
-        )
-        try:
-            result = await workflow.execute_activity(
-                "call_service",
-                request,
-                start_to_close_timeout=service.timeout + timedelta(seconds=5),
-                heartbeat_timeout=self._heartbeat(),
-                retry_policy=RetryPolicy(
-                    maximum_attempts=service.retries + 1,
-                    initial_interval=timedelta(seconds=1),
-                    backoff_coefficient=2.0,
-                    maximum_interval=timedelta(seconds=30),
-                    non_retryable_error_types=["ServiceRejected", "ServiceMisconfigured"],
-                ),
-                summary=node_summary(node),
-            )
-        except ActivityError as error:
-            # The activity's own deadline says ServiceTimeout; Temporal's start-to-close limit, TimeoutError.
-            timed_out = _failure_type(error) in ("ServiceTimeout", "TimeoutError")
-            workflow.logger.warning("service call failed", extra={"node": node.id, "error": _cause(error)})
-            if timed_out and node.on_timeout is not None:
-                return self._edge(node, "on_timeout")
-            return self._edge(node, "on_error")
-        if not request.reads_response:
-            return self._edge(node, "on_success")
-        return await self._use_answer(node, visit, answers.response_of(result))
-
-    async def _use_answer(self, node: ExternalAction, visit: int, response: dict[str, Any]) -> Exit:
-        """on_response decides the branch, then `store` saves its fields (once, whatever the retries)."""
-        try:
-            path, notes = answers.branch(node, response)
-            values, refused = answers.stored(node, response)
-        except ExpressionLimitError as error:
-            raise self._limit_failure(error) from None
-        for note in [*notes, *refused]:
-            workflow.logger.warning("service answer not used", extra={"node": node.id, "problem": note})
-        if values:
-            account = await workflow.execute_activity(
-                "store_response",
-                StoreResponseRequest(
-                    key=f"{self._key(node, visit)}/store",
-                    journey_id=self._plan().journey,
-                    account_id=self._input_().account_id,
-                    node_id=node.id,
-                    service_name=node.service,
-                    values=values,
-                    occurred_at=workflow.now(),
-                ),
-                result_type=dict,
-                start_to_close_timeout=QUICK,
-                heartbeat_timeout=self._heartbeat(),
-                retry_policy=DB_RETRY,
-                summary=f"store {', '.join(values)} from {node.service}",
-            )
-            self._state = self._current().model_copy(update={"account": account})
-        if path is not None:
-            return Exit(f"when {path.when}", path.next)
-        return self._edge(node, "on_success")
 
     async def _update_account(self, node: UpdateAccount, visit: int) -> None:
         account = await workflow.execute_activity(
@@ -631,12 +567,3 @@ class JourneyWorkflow(GroupNodes):
             summary="read the account",
         )
         return account
-
-
-def _failure_type(error: ActivityError) -> str | None:
-    cause = error.cause
-    return cause.type if isinstance(cause, ApplicationError) else type(cause).__name__ if cause else None
-
-
-def _cause(error: ActivityError) -> str:
-    return str(error.cause) if error.cause is not None else str(error)

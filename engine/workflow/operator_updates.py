@@ -9,7 +9,7 @@ from typing import Any
 
 from temporalio import workflow
 
-from engine.language.model import NodeBase, Wait, WaitForCompleteness, WaitForEvent
+from engine.language.model import NodeBase, Wait, WaitForChange, WaitForCompleteness, WaitForEvent
 from engine.workflow import details, visibility
 from engine.workflow.contracts import OperatorLog, OperatorRequest, OperatorResult
 from engine.workflow.state import DB_RETRY, QUICK, Exit, JourneyBase
@@ -89,7 +89,7 @@ class OperatorUpdates(JourneyBase):
                 raise ValueError(f"journey '{self._plan().journey}' has no node '{request.to}' (nodes: {known})")
             return Exit("operator_skip", request.to)
         label = "next" if isinstance(node, Wait) else "on_timeout"
-        if not isinstance(node, Wait | WaitForEvent | WaitForCompleteness) or not any(
+        if not isinstance(node, Wait | WaitForEvent | WaitForCompleteness | WaitForChange) or not any(
             edge.label == label for edge in self._plan().edges[node.id]
         ):
             raise ValueError(f"node '{node.id}' ({node.type}) has no timeout path; move it to a named node instead")

@@ -6,17 +6,19 @@ it decides nothing about where an account goes."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
+from engine.language.errors import ExpressionLimitError
 from engine.language.model import NodeBase
 from engine.language.plan import Plan
 from engine.workflow import details, visibility
 from engine.workflow.contracts import (
     LEGACY_SHAPE,
+    SHOWS_CALLS_WHEN_SLOW,
     JourneyEvent,
     JourneyInput,
     JourneyState,
@@ -27,6 +29,7 @@ from engine.workflow.contracts import (
 )
 
 QUICK = timedelta(seconds=30)
+T = TypeVar("T")
 # One parsed Plan per journey version for every workflow in this worker (this module is passed through the
 # sandbox): a Plan is immutable, and a copy per cached account cost ~200 KiB each.
 PLANS_SHARED = 64
@@ -143,6 +146,52 @@ class JourneyBase:
             )
         )
 
+    def _node_shown(self, node: NodeBase) -> tuple[SearchAttributeUpdate[Any], ...]:
+        """The search attributes that say where the account is: at `node` since it entered it."""
+        plan, state, account_id = self._plan(), self._current(), self._input_().account_id
+        return (
+            visibility.JOURNEY_ID.value_set(plan.journey),
+            visibility.JOURNEY_VERSION.value_set(plan.version),
+            visibility.ACCOUNT_ID.value_set(account_id),
+            visibility.ACCOUNT_NAME.value_set(str(state.account.get("name") or account_id)),
+            visibility.NODE.value_set(node.id),
+            visibility.NODE_TYPE.value_set(node.type),
+            visibility.NODE_SINCE.value_set(state.entered_at),
+        )
+
+    async def _call_shown_when_slow(
+        self, node: NodeBase, activity: str, arg: Any, result_type: type[T], retry_policy: RetryPolicy, **options: Any
+    ) -> T:
+        """Run the node's activity. A node that rests only when slow (details.rests) first gets one attempt; if that
+        fails and may be retried, the account is shown at the node (search attributes, as a resting node is) before
+        the retries, which may last hours, run under the node's own policy. The same input, so the same idempotency
+        key: an effect the failed attempt made is not made again."""
+        shape = self._input_().shape
+        policy = retry_policy
+        if not details.rests(node, shape) and shape >= SHOWS_CALLS_WHEN_SLOW:
+            policy = RetryPolicy(
+                initial_interval=retry_policy.initial_interval,
+                maximum_attempts=1,
+                non_retryable_error_types=retry_policy.non_retryable_error_types,
+            )
+        try:
+            result: T = await workflow.execute_activity(
+                activity, arg, result_type=result_type, retry_policy=policy, **options
+            )
+            return result
+        except ActivityError as error:
+            if policy is retry_policy or error.retry_state != RetryState.MAXIMUM_ATTEMPTS_REACHED:
+                raise  # not retryable, or cancelled: as if the node's own policy had run
+            workflow.logger.warning(
+                "first attempt failed; showing the node and retrying",
+                extra={"node": node.id, "activity": activity, "error": activity_cause(error)},
+            )
+        self._show_waiting(node, details.waiting_for(node), *self._node_shown(node))
+        result = await workflow.execute_activity(
+            activity, arg, result_type=result_type, retry_policy=retry_policy, **options
+        )
+        return result
+
     # --- accessors -----------------------------------------------------------------------------------
 
     def _node(self) -> NodeBase:
@@ -184,6 +233,15 @@ class JourneyBase:
         """Every activity heartbeats while it works (activities/keepalive.py): a worker killed mid-activity is
         noticed after this long and the activity retried elsewhere, not after its whole start-to-close."""
         return timedelta(seconds=self._settings().activity_heartbeat_timeout_seconds)
+
+    def _limit_failure(self, error: ExpressionLimitError) -> ApplicationError:
+        """An expression over its limits fails the journey for good: the same data would fail the same way."""
+        journey, account, node = self._plan().journey, self._input_().account_id, self._current().position
+        return ApplicationError(
+            f"journey '{journey}' account '{account}' node '{node}': {error}",
+            type="ExpressionLimit",
+            non_retryable=True,
+        )
 
     # --- the event log's step rows ---------------------------------------------------------------------
 
@@ -253,3 +311,13 @@ class JourneyBase:
             retry_policy=DB_RETRY,
             summary=summary,
         )
+
+
+def failure_type(error: ActivityError) -> str | None:
+    """The failed activity's error type: an ApplicationError's own type, else the exception class's name."""
+    cause = error.cause
+    return cause.type if isinstance(cause, ApplicationError) else type(cause).__name__ if cause else None
+
+
+def activity_cause(error: ActivityError) -> str:
+    return str(error.cause) if error.cause is not None else str(error)

@@ -29,6 +29,7 @@ _CLI_TYPES = {"KEYWORD": "Keyword", "DATETIME": "Datetime", "DOUBLE": "Double"}
 
 # What `JourneyWaitingFor` says, besides "event <type>" for a wait_for_event node.
 TIMER, SEND_WINDOW, COMPLETENESS_CHECK, PAUSED, WORKING = "timer", "send window", "completeness", "paused", "activity"
+QUIET_HOURS = "quiet hours"  # limits.yaml: an email held until they end
 
 
 def type_name(key: SearchAttributeKey[Any]) -> str:

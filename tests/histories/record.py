@@ -29,7 +29,7 @@ from engine.db import init_db, make_engine  # noqa: E402
 from engine.dev.demo_data import load_demo_data  # noqa: E402
 from engine.dev.standin import standin_services  # noqa: E402
 from engine.language import catalog  # noqa: E402
-from engine.runtime import search_attributes, temporal  # noqa: E402
+from engine.runtime import publish, search_attributes, temporal  # noqa: E402
 from engine.runtime.workers import running_worker  # noqa: E402
 from engine.workflow import details  # noqa: E402
 from engine.workflow.contracts import JourneyEvent, JourneyInput  # noqa: E402
@@ -59,10 +59,36 @@ SCENARIOS: list[tuple[str, str, list[dict[str, Any]]]] = [
     ("lead-routing", "highhaven-systems", []),  # the lead router answers: sales
     ("lead-routing", "cedarbrook-software", []),  # nurture
     ("lead-routing", "clearpoint-software", []),  # 202: queued for review
+    (
+        "opportunity-watch",
+        "acme-corp",
+        [{"type": "account_updated", "payload": {"changes": {"crm_stage": {"old": "Lead", "new": "Opportunity"}}}}],
+    ),
+    ("opportunity-watch", "apexfield-farms", []),  # no CRM stage change: waits for a champion, then engagement
+    ("persona-tracks", "acme-corp", [{"type": "form_fill", "payload": {"form": "demo-request"}}]),  # every path
+    ("customer-welcome", "acme-corp", []),  # re-engagement removed (see RUNNING_FIRST), newsletter added
+    ("customer-welcome", "highhaven-systems", []),  # in no journey; not in the newsletter's audience
 ]
+# Journeys started for the account, and left running, before its scenario: the scenario acts on them.
+RUNNING_FIRST: dict[tuple[str, str], list[str]] = {("customer-welcome", "acme-corp"): ["re-engagement"]}
 # Journeys recorded with their services answering (the stand-in, tokens set). The others are recorded as they
 # always were, with no service token: their calls fail and take on_error.
 ANSWERED = frozenset({"lead-routing"})
+
+
+async def start_running(client: Client, plan: Any, account_id: str, task_queue: str) -> None:
+    """Start the journey for the account and return once it has taken its first step (it can be acted on)."""
+    handle = await client.start_workflow(
+        "Journey",
+        JourneyInput(plan=plan, account_id=account_id),
+        id=temporal.workflow_id(plan.journey, account_id),
+        task_queue=task_queue,
+        search_attributes=details.start_attributes(plan, account_id, None, datetime.now(UTC)),
+    )
+    for _ in range(400):
+        if await handle.query("state"):
+            return
+        await asyncio.sleep(0.05)
 
 
 async def run_scenario(
@@ -105,6 +131,8 @@ async def main() -> None:
         init_db(engine)
         load_demo_data(engine, REPO / "journeys")
         plans = {plan.journey: plan for plan in catalog.validate([REPO / "journeys"]).plans}
+        for plan in plans.values():  # published: what add_to_journey starts
+            publish.store_version(engine, plan)
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=temporal.test_server_path(), data_converter=pydantic_data_converter
         )
@@ -121,6 +149,8 @@ async def main() -> None:
                         tokens = {service.auth.env for service in plan.services.values() if service.auth}
                         for name in tokens if journey_id in ANSWERED else ():
                             os.environ[name] = "record-token"
+                        for other in RUNNING_FIRST.get((journey_id, account_id), []):
+                            await start_running(env.client, plans[other], account_id, task_queue)
                         try:
                             print("recorded", await run_scenario(env.client, plan, account_id, events, task_queue))
                         finally:

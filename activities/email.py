@@ -176,15 +176,16 @@ class EmailActivities:
                     transactional=request.transactional or None,
                 )
                 try:
-                    row = reserve(session, row, request.limits)
+                    suppressed_by = reserve(session, row, request.limits)
                 except IntegrityError:  # another attempt inserted the key first
                     session.rollback()
                     row = _outbox_row(session, key)
                     assert row is not None
                     if row.status == "sent":
                         return "already_sent"
-                if row.status == SUPPRESSED:
-                    _logger(request).info("email.suppressed", person=recipient.id, reason=row.suppressed_by)
+                    suppressed_by = row.suppressed_by if row.status == SUPPRESSED else None
+                if suppressed_by is not None:
+                    _logger(request).info("email.suppressed", person=recipient.id, reason=suppressed_by)
                     return "suppressed"
             # The row records what this attempt sends: templates are pinned, but the person may have changed.
             row.to_address, row.subject, row.html, row.text = recipient.email, subject, html, text

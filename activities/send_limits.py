@@ -32,10 +32,13 @@ class _Subject:
     subject: str
 
 
-def reserve(session: Session, row: OutboxMessage, limits: LimitsFile | None) -> OutboxMessage:
+def reserve(session: Session, row: OutboxMessage, limits: LimitsFile | None) -> str | None:
     """Adds `row` to the outbox and commits: as it is, or marked suppressed with the reason of the first cap of
-    `limits` its person, account or one of the person's buying groups has reached. A transactional row, or one
-    with no limits, is added as it is. Raises IntegrityError when a row with its key is there already."""
+    `limits` its person, account or one of the person's buying groups has reached; returns that reason (None: it
+    may go). The caller reads the answer, not the committed row: reading it would reload the whole row (bodies
+    included) for every message. A transactional row, or one with no limits, is added as it is. Raises
+    IntegrityError when a row with its key is there already."""
+    reason = None
     if limits is not None and not row.transactional:
         subjects = _subjects(session, limits, row)
         _lock(session, subjects)
@@ -44,7 +47,7 @@ def reserve(session: Session, row: OutboxMessage, limits: LimitsFile | None) -> 
             row.status, row.suppressed_by = SUPPRESSED, reason
     session.add(row)
     session.commit()
-    return row
+    return reason
 
 
 def _subjects(session: Session, limits: LimitsFile, row: OutboxMessage) -> list[_Subject]:

@@ -22,7 +22,7 @@ from support import SmtpInbox, free_port
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.delivery import OutboxFileDelivery
+from activities.delivery import OutboxFileDelivery, SmtpDelivery
 from engine.db import init_db, make_engine
 from engine.runtime import temporal
 from engine.runtime.workers import running_worker
@@ -171,3 +171,14 @@ def smtp() -> Iterator[tuple[str, SmtpInbox]]:
     controller.start()
     yield f"smtp://127.0.0.1:{controller.port}?starttls=never", inbox
     controller.stop()
+
+
+@pytest.fixture
+async def mail_worker(
+    time_env: WorkflowEnvironment, db: Engine, smtp: tuple[str, SmtpInbox]
+) -> AsyncIterator[tuple[str, SmtpInbox]]:
+    """A time-skipping worker whose emails go to the real SMTP server; yields the task queue and the server's inbox."""
+    url, inbox = smtp
+    task_queue = f"mail-{uuid.uuid4()}"
+    async with running_worker(time_env.client, db, SmtpDelivery(url), task_queue):
+        yield task_queue, inbox

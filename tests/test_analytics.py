@@ -312,6 +312,12 @@ class TestFlow:
         assert str(raised.value) == "invalid dimension 'a.b': use type, node or a payload field such as content_type"
 
 
+def test_cohort_refuses_counts_past_its_bound(engine: Engine) -> None:
+    with pytest.raises(AnalyticsError, match="at most 1,000,000 events"):
+        cohort(engine, parse_selector("form_fill"), parse_selector("form_fill"), Container.account, NONE,
+               include_min=2**63)  # fmt: skip
+
+
 class TestNodes:
     """Per node: accounts that entered, entries (re-entries count), accounts there now, exits by branch."""
 

@@ -5,7 +5,6 @@ stage model, the alert sent exactly once across an activity retry, and the chang
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -60,17 +59,6 @@ ALERT = {
     "emails/alert.txt.j2": "{{ account.name }} is {{ buying_group.stage }} ({{ buying_group.status }})\n",
 }
 PLAIN_ALERT = {"emails/plain.html.j2": "<p>{{ account.name }} ({{ journey.name }}) asked for a demo.</p>\n"}
-
-
-@pytest.fixture
-async def mail_worker(
-    time_env: WorkflowEnvironment, db: Engine, smtp: tuple[str, SmtpInbox]
-) -> AsyncIterator[tuple[str, SmtpInbox]]:
-    """A worker whose emails go to the real SMTP server; yields the task queue and the server's inbox."""
-    url, inbox = smtp
-    task_queue = f"group-nodes-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, SmtpDelivery(url), task_queue):
-        yield task_queue, inbox
 
 
 def journey(folder: Path, body: str, start_at: str = "assign", **options: Any) -> Any:

@@ -6,16 +6,13 @@ people, roles and fields set, the rows analytics count, and the example journey.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -31,7 +28,6 @@ from engine.dev.demo_data import load_demo_data
 from engine.language import render
 from engine.language.compiler import compile_file
 from engine.language.model import JourneyFile, PeopleSplit, RoleTemplate, SolutionInterest
-from engine.runtime.workers import running_worker
 from engine.workflow import details, people_details
 from engine.workflow.contracts import BuyingGroupRequest, OperatorRequest, OperatorResult
 from engine.workflow.people_contracts import AssignPeopleRoleRequest, RoutePeopleRequest, UpdatePeopleRequest
@@ -84,17 +80,6 @@ SPLIT = """
 - id: done
   type: end
 """
-
-
-@pytest.fixture
-async def mail_worker(
-    time_env: WorkflowEnvironment, db: Engine, smtp: tuple[str, SmtpInbox]
-) -> AsyncIterator[tuple[str, SmtpInbox]]:
-    """A worker whose emails go to the real SMTP server; yields the task queue and the server's inbox."""
-    url, inbox = smtp
-    task_queue = f"people-split-{uuid.uuid4()}"
-    async with running_worker(time_env.client, db, SmtpDelivery(url), task_queue):
-        yield task_queue, inbox
 
 
 def journey(folder: Path, body: str = SPLIT, header: str = "") -> Any:

@@ -45,6 +45,9 @@ class CohortReport(Report):
     rows: list[CohortRow]
 
 
+MOST_EVENTS_NEEDED = 1_000_000  # events a container needs to be included or to count as returning
+
+
 def cohort(
     engine: Engine,
     inclusion: Selector,
@@ -59,6 +62,9 @@ def cohort(
 ) -> CohortReport:
     if periods < 1 or include_min < 1 or return_min < 1:
         raise AnalyticsError("periods, include_min and return_min must be at least 1")
+    if max(include_min, return_min) > MOST_EVENTS_NEEDED:
+        # A database cannot compare a count with a number past 64 bits (it failed the request): refused plainly.
+        raise AnalyticsError(f"include_min and return_min can be at most {MOST_EVENTS_NEEDED:,} events")
     people = population(container, filters)
     inclusion, returning = prepared(engine, people, inclusion), prepared(engine, people, returning)
     dialect = engine.dialect.name

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from engine.analytics import page
 from engine.analytics.canvas import canvas
 from engine.analytics.choices import Breakdown, Container, Direction, Grain
-from engine.analytics.cohort import cohort
+from engine.analytics.cohort import MOST_EVENTS_NEEDED, cohort
 from engine.analytics.containers import Filters
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.flow import flow
@@ -153,8 +153,8 @@ def cohort_page(
     engine: EngineDep,
     include: Annotated[str, Query(description="inclusion metric")],
     returning: Annotated[str, Query(alias="return", description="return metric")],
-    include_min: Annotated[int, Query(ge=1)] = 1,
-    return_min: Annotated[int, Query(ge=1)] = 1,
+    include_min: Annotated[int, Query(ge=1, le=MOST_EVENTS_NEEDED)] = 1,
+    return_min: Annotated[int, Query(ge=1, le=MOST_EVENTS_NEEDED)] = 1,
     grain: Grain = Grain.month,
     periods: Annotated[int, Query(ge=1, le=120)] = 6,
     rolling: bool = False,

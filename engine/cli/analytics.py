@@ -122,8 +122,10 @@ def cohort_command(
     returning: str = typer.Option(
         ..., "--return", help="return metric, e.g. \"... where event.stage == 'closed_won'\""
     ),
-    include_min: int = typer.Option(1, "--include-min", min=1, help="events needed to be included"),
-    return_min: int = typer.Option(1, "--return-min", min=1, help="events in a period needed to count"),
+    include_min: int = typer.Option(
+        1, "--include-min", min=1, max=1_000_000, help="events needed to be included (cohort.MOST_EVENTS_NEEDED)"
+    ),
+    return_min: int = typer.Option(1, "--return-min", min=1, max=1_000_000, help="events in a period needed to count"),
     grain: Grain = typer.Option(Grain.month, "--grain", help="period length"),
     periods: int = typer.Option(6, "--periods", min=1, help="periods after inclusion (0 = the inclusion period)"),
     rolling: bool = typer.Option(False, "--rolling", help="count only containers that returned in every period so far"),

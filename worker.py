@@ -17,14 +17,14 @@ from activities.delivery import delivery_from_env
 from engine import logs
 from engine.db import database_url, init_db, make_engine
 from engine.runtime import temporal
-from engine.runtime.workers import cache_from_env, running_worker
+from engine.runtime.workers import cache_from_env, running_worker, slots_from_env
 
 
 async def main() -> None:
     logs.configure()
     log = structlog.get_logger("worker")
     try:
-        cache = cache_from_env()
+        cache, slots = cache_from_env(), slots_from_env()
     except ValueError as error:
         raise SystemExit(f"worker: {error}") from None
     engine = make_engine()
@@ -34,11 +34,13 @@ async def main() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_worker(client, engine, delivery_from_env(), max_cached_workflows=cache):
+    async with running_worker(client, engine, delivery_from_env(), max_cached_workflows=cache, **slots):
         log.info(
             "worker running",
             task_queue=temporal.TASK_QUEUE,
             cached_workflows=cache,
+            workflow_task_slots=slots["max_concurrent_workflow_tasks"],
+            activity_slots=slots["max_concurrent_activities"],
             namespace=client.namespace,
             database=database_url().split("@")[-1],
         )

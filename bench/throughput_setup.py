@@ -25,6 +25,7 @@ from engine.db import Account, ActivityEvent, Person, engine_key
 from engine.language.compiler import compile_file
 from engine.language.plan import Plan
 from engine.runtime import temporal
+from engine.runtime.workers import slots_from_env
 
 JOURNEY = f"""\
 journey: bench-throughput
@@ -102,7 +103,7 @@ def write_plan(folder: Path) -> Plan:
 async def worker(
     client: Client, engine: Engine, outbox: Path, task_queue: str, workflow: type, n: int
 ) -> AsyncIterator[None]:
-    """engine.runtime.workers.running_worker's worker, with tuned settings and one workflow type."""
+    """engine.runtime.workers.running_worker's worker and slots, with tuned pollers and cache, one workflow type."""
     accounts, email = AccountActivities(engine), EmailActivities(engine, OutboxFileDelivery(outbox))
     restrictions = SandboxRestrictions.default.with_passthrough_modules(*temporal.PASSTHROUGH, "handwritten_journey")
     async with Worker(
@@ -118,8 +119,7 @@ async def worker(
         ],
         workflow_runner=SandboxedWorkflowRunner(restrictions=restrictions),
         max_cached_workflows=n + 200,
-        max_concurrent_workflow_tasks=200,
-        max_concurrent_activities=100,
+        **slots_from_env(),  # the worker's own slots (JOURNEY_WORKER_WORKFLOW_TASKS / _ACTIVITIES)
         workflow_task_poller_behavior=PollerBehaviorSimpleMaximum(20),
         activity_task_poller_behavior=PollerBehaviorSimpleMaximum(10),
     ):

@@ -12,6 +12,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from sqlalchemy.engine import Engine
 from support import add_account, write_journey
 from temporalio.testing import WorkflowEnvironment
@@ -66,11 +67,16 @@ async def test_worker_runs_and_stops(dev_env: WorkflowEnvironment, db: Engine, t
     running = next(entry for entry in events if entry["event"] == "worker running")
     assert running["task_queue"] == temporal.TASK_QUEUE and running["level"] == "info"
     assert running["cached_workflows"] == 50
+    assert running["workflow_task_slots"] == 50 and running["activity_slots"] == 20  # the defaults
 
 
-def test_a_bad_cache_size_is_refused_with_what_to_do(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("TEMPORAL_", "JOURNEY_"))}
-    env.update({"JOURNEY_HOME": str(tmp_path / "home"), "JOURNEY_WORKER_CACHE": "lots"})
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("JOURNEY_WORKER_CACHE", "lots"), ("JOURNEY_WORKER_WORKFLOW_TASKS", "1"), ("JOURNEY_WORKER_ACTIVITIES", "-3")],
+)
+def test_a_bad_worker_size_is_refused_with_what_to_do(tmp_path: Path, name: str, value: str) -> None:
+    env = {key: setting for key, setting in os.environ.items() if not key.startswith(("TEMPORAL_", "JOURNEY_"))}
+    env.update({"JOURNEY_HOME": str(tmp_path / "home"), name: value})
     done = subprocess.run([sys.executable, "worker.py"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert "JOURNEY_WORKER_CACHE must be a whole number" in done.stderr and "Traceback" not in done.stderr
+    assert f"{name} must be a whole number" in done.stderr and "Traceback" not in done.stderr

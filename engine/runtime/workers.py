@@ -31,16 +31,38 @@ WORKFLOWS: list[type] = [JourneyWorkflow, LauncherWorkflow, ScoresWorkflow]
 DEFAULT_CACHE = 1_000  # the SDK's own default for max_cached_workflows
 
 
+# How much work one worker process takes on at once. The SDK's default is 100 of each; in one Python process every
+# workflow task shares one GIL, and a task waiting for its step rows' local activity keeps its slot, so past ~50
+# a burst (a publish of 1,000 accounts) only queues tasks inside the process while their 10 s timeout runs: they
+# time out, are redone from history, and the worker stalls for minutes (bench/throughput.py, README). Activities
+# do their database work on the event loop's thread pool (cores + 4 threads): slots past a few times that only
+# queue there while their start-to-close timeouts run. Work the worker has not taken waits safely on the server.
+DEFAULT_WORKFLOW_TASKS = 50
+DEFAULT_ACTIVITIES = 20
+
+
 def cache_from_env() -> int:
     """JOURNEY_WORKER_CACHE: how many accounts' workflows a worker keeps in memory (max_cached_workflows)."""
-    value = os.environ.get("JOURNEY_WORKER_CACHE", "").strip()
+    return _count_from_env("JOURNEY_WORKER_CACHE", DEFAULT_CACHE, 0, "size it for the accounts active at once")
+
+
+def slots_from_env() -> dict[str, int]:
+    """JOURNEY_WORKER_WORKFLOW_TASKS and JOURNEY_WORKER_ACTIVITIES: the worker's concurrent task slots."""
+    hint = "raise it only for a worker with more cores (see docs/scale.md)"
+    return {
+        "max_concurrent_workflow_tasks": _count_from_env(
+            "JOURNEY_WORKER_WORKFLOW_TASKS", DEFAULT_WORKFLOW_TASKS, 2, hint
+        ),
+        "max_concurrent_activities": _count_from_env("JOURNEY_WORKER_ACTIVITIES", DEFAULT_ACTIVITIES, 1, hint),
+    }
+
+
+def _count_from_env(name: str, default: int, least: int, hint: str) -> int:
+    value = os.environ.get(name, "").strip()
     if not value:
-        return DEFAULT_CACHE
-    if not value.isdigit() or not 0 <= int(value) <= 1_000_000:
-        raise ValueError(
-            f"JOURNEY_WORKER_CACHE must be a whole number of workflows from 0 to 1000000, got '{value}'; "
-            "size it for the accounts active at once (see docs/scale.md)"
-        )
+        return default
+    if not value.isdigit() or not least <= int(value) <= 1_000_000:
+        raise ValueError(f"{name} must be a whole number from {least} to 1000000, got '{value}'; {hint}")
     return int(value)
 
 
@@ -92,7 +114,7 @@ async def running_worker(
             scores.recompute_scores,
         ],
         workflow_runner=temporal.sandbox_runner(),
-        **options,
+        **(slots_from_env() | options),
     )
     try:
         async with worker:

@@ -182,9 +182,12 @@ class JourneyBase:
         except ActivityError as error:
             if policy is retry_policy or error.retry_state != RetryState.MAXIMUM_ATTEMPTS_REACHED:
                 raise  # not retryable, or cancelled: as if the node's own policy had run
+            # The reason in the message itself: a plain log formatter drops `extra`, and this line is what the
+            # operator reads when the account sits at the node.
+            cause = activity_cause(error)
             workflow.logger.warning(
-                "first attempt failed; showing the node and retrying",
-                extra={"node": node.id, "activity": activity, "error": activity_cause(error)},
+                f"node '{node.id}': {activity} failed its first attempt ({cause}); showing the node and retrying",
+                extra={"node": node.id, "activity": activity, "error": cause},
             )
         self._show_waiting(node, details.waiting_for(node), *self._node_shown(node))
         result = await workflow.execute_activity(

@@ -35,13 +35,27 @@ class EventType(StrEnum):
 def publish_command(
     file: Path = typer.Argument(..., help="the journey file"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    migrate: bool = typer.Option(False, "--migrate", help="then move accounts running older versions to this one"),
+    maps: list[str] = typer.Option([], "--map", help="with --migrate: OLD_NODE=NEW_NODE for a renamed wait"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="with --migrate: print who would move where, do nothing"),
+    by: str | None = typer.Option(None, "--by", help="with --migrate: who moves them (default: $JOURNEY_OPERATOR)"),
+    reason: str = typer.Option("", "--reason", help="with --migrate: why (kept in the event log)"),
 ) -> None:
     """Compile, store the version, and start the journey for every account of its audience (idempotent)."""
+    from engine.cli import migrate as migration
     from engine.runtime import temporal
 
     plan = one_plan(file)
+    if (maps or dry_run) and not migrate:
+        raise typer.BadParameter("--map and --dry-run go with --migrate", param_hint="--migrate")
+    mapping = migration.node_map(maps, plan)
+    if dry_run:
+        migration.dry_run(plan, mapping, as_json)
+        return
     summary = run_async(_publish(plan, quiet=as_json))
     if as_json:
+        if migrate:
+            summary["migration"] = migration.migrate_running(plan, mapping, by, reason, as_json=True)
         print(json.dumps(summary))
         return
     out().print(
@@ -53,6 +67,8 @@ def publish_command(
         out().print(
             f"audience refresh: launcher {temporal.launcher_id(plan.journey)} on '{plan.audience.refresh}' (UTC)"
         )
+    if migrate:
+        migration.migrate_running(plan, mapping, by, reason, as_json=False)
 
 
 async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:

@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.workflow.group_nodes import GroupNodes
     from engine.workflow.journey_nodes import JourneyNodes
+    from engine.workflow.migration import Migrations
     from engine.workflow.people_nodes import PeopleNodes
     from engine.workflow.sending_time import SendingTime
     from engine.workflow.service_nodes import ServiceNodes
@@ -78,7 +79,7 @@ EMAIL_RETRY = RetryPolicy(
 
 
 @workflow.defn(name="Journey")
-class JourneyWorkflow(GroupNodes, PeopleNodes, ChangeNodes, ServiceNodes, JourneyNodes, SendingTime):
+class JourneyWorkflow(GroupNodes, PeopleNodes, ChangeNodes, ServiceNodes, JourneyNodes, SendingTime, Migrations):
     """The walk: node after node until an end, every effect an activity. State, accessors and what
     operators see live in JourneyBase; the operator updates in OperatorUpdates; the buying-group change and
     sales-alert steps in GroupNodes."""
@@ -145,6 +146,7 @@ class JourneyWorkflow(GroupNodes, PeopleNodes, ChangeNodes, ServiceNodes, Journe
             exit_ = await self._run_node(node, visit)
             await self._record("node_left", node, visit, exit_.branch)
             if exit_.target is None:
+                self._journey_ended_under_migration()
                 await self._flush_steps()
                 # An operator's cancel or skip answers from its update handler after its log activity: the run
                 # must not end under it (Temporal warns TMPRL1102 and the caller may get no answer).
@@ -535,15 +537,23 @@ class JourneyWorkflow(GroupNodes, PeopleNodes, ChangeNodes, ServiceNodes, Journe
     def _continue_as_new_due(self) -> bool:
         info = workflow.info()
         limit = self._settings().max_history_events
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+        due = info.is_continue_as_new_suggested() or info.get_current_history_length() >= limit
+        return due or self._migration_due()
 
     async def _continue_as_new(self, resume_inside: bool = False) -> None:
+        """Go on in a fresh run with the state carried over: inside the current node when `resume_inside`, and in
+        a later version of the journey when an operator's `migrate` asked for it and the node has a place there."""
         await self._flush_steps()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        moving_to = self._decide_migration() if self._migration_due() else None
+        await workflow.wait_condition(workflow.all_handlers_finished)  # a migrate update answers before the move
         state = self._current().model_copy(
             update={"resumed": resume_inside, "inbox": list(self._inbox), "seen_event_ids": self._recent_ids()}
         )
-        workflow.continue_as_new(self._input_().model_copy(update={"state": state}))
+        journey = self._input_().model_copy(update={"state": state})
+        if moving_to is not None:
+            plan, node_id = moving_to
+            journey = journey.model_copy(update={"plan": plan, "state": self._moved_state(state, node_id)})
+        workflow.continue_as_new(journey)
 
     def _recent_ids(self) -> list[str]:
         return list(self._seen)[-self._settings().seen_event_ids_kept :]

@@ -4,7 +4,8 @@ sub-folders, each shape behind a patch, to prove workflows started by an earlier
 before-visibility/ (before search attributes and operator actions), before-step-batches/ (one
 record_step activity per node edge), shape-1/ (every change behind a patch marker, step rows in full, before
 JourneyInput.shape), shape-2/ (events during a wait's last task dropped) and shape-3/ (every email and handoff written
-to the search attributes)."""
+to the search attributes). migration/ holds both runs of an account moved to a later version while it waited
+(tests/histories/record_migration.py)."""
 
 from __future__ import annotations
 

@@ -336,9 +336,10 @@ class TestNodes:
         assert [n.node for n in report.nodes if not n.entries] == ["linkedin", "fill_roles", "gate", "handoff"]
         assert (report.start, len(report.edges)) == ("assign", 16)
 
-    def test_unknown_journey_is_empty(self, engine: Engine) -> None:
-        report = node_counts(engine, "no-such-journey", NONE)
-        assert (report.nodes, report.edges, report.version) == ([], [], None)
+    def test_unknown_journey_is_a_mistake(self, engine: Engine) -> None:
+        """As an unknown account is for the timeline: an empty report would pass a typo off as 'nobody there'."""
+        with pytest.raises(AnalyticsError, match="unknown journey 'ai-seed-abn' \\(did you mean 'ai-seed-abm'\\?\\)"):
+            node_counts(engine, "ai-seed-abn", NONE)
 
 
 class TestTimeline:

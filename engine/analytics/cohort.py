@@ -17,16 +17,17 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
 
+from engine.analytics.bounds import MOST_EVENTS_NEEDED, MOST_PERIODS
 from engine.analytics.choices import Container, Grain
 from engine.analytics.containers import EVENT, Filters, Population, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events, later_than
-from engine.analytics.periods import period_start, periods_between
+from engine.analytics.periods import period_after, period_start, periods_between
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
 from engine.analytics.timing import percent
-from engine.db import ActivityEvent
+from engine.db import ActivityEvent, utcnow
 
 
 class CohortRow(ReportModel):
@@ -45,9 +46,6 @@ class CohortReport(Report):
     rows: list[CohortRow]
 
 
-MOST_EVENTS_NEEDED = 1_000_000  # events a container needs to be included or to count as returning
-
-
 def cohort(
     engine: Engine,
     inclusion: Selector,
@@ -62,6 +60,8 @@ def cohort(
 ) -> CohortReport:
     if periods < 1 or include_min < 1 or return_min < 1:
         raise AnalyticsError("periods, include_min and return_min must be at least 1")
+    if periods > MOST_PERIODS:
+        raise AnalyticsError(f"at most {MOST_PERIODS} periods, got {periods:,}")
     if max(include_min, return_min) > MOST_EVENTS_NEEDED:
         # A database cannot compare a count with a number past 64 bits (it failed the request): refused plainly.
         raise AnalyticsError(f"include_min and return_min can be at most {MOST_EVENTS_NEEDED:,} events")
@@ -88,9 +88,14 @@ def cohort(
     for cid, start in cohort_of.items():
         by_cohort.setdefault(start, []).append(cid)
     rows = []
+    today = utcnow().date()
     for start, cids in sorted(by_cohort.items()):
+        # A period that has not begun shows 0, whatever the log holds for it (events stamped in the future).
         counts = [
-            sum(1 for cid in cids if _counts(offsets.get(cid, set()), period, rolling)) for period in range(periods)
+            sum(1 for cid in cids if _counts(offsets.get(cid, set()), period, rolling))
+            if period_after(start, period, grain) <= today
+            else 0
+            for period in range(periods)
         ]
         rows.append(
             CohortRow(

@@ -17,6 +17,7 @@ from sqlalchemy.sql.selectable import FromClause
 from sqlmodel import col
 
 from engine.analytics.choices import Container
+from engine.analytics.errors import AnalyticsError
 from engine.analytics.selectors import OPPORTUNITY_TYPES
 from engine.db import ActivityEvent, BuyingGroup, BuyingGroupMember, Handoff
 
@@ -29,6 +30,14 @@ class Filters:
     solution_interest: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.since >= self.until:
+            # An empty range is a mistake in the request, not a report of nothing.
+            raise AnalyticsError(
+                f"since ({self.since.isoformat()}) must be before until ({self.until.isoformat()}): "
+                "since is inclusive, until exclusive"
+            )
 
     def describe(self) -> dict[str, Any]:
         """The filters that are set, for a report's header and its JSON."""

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from engine.analytics.bounds import MOST_COLUMNS, MOST_TOP
 from engine.analytics.choices import Container, Direction
 from engine.analytics.containers import EVENT, PAYLOAD, Filters, population
 from engine.analytics.errors import AnalyticsError
@@ -87,6 +88,8 @@ def flow(
 ) -> FlowReport:
     if columns < 2 or top < 1:
         raise AnalyticsError("a flow needs at least 2 columns and at least 1 value per column")
+    if columns > MOST_COLUMNS or top > MOST_TOP:
+        raise AnalyticsError(f"a flow has at most {MOST_COLUMNS} columns and {MOST_TOP} values per column")
     value, applies = dimension_value(dimension)
     people = population(container, filters)
     occurred, event_id = col(ActivityEvent.occurred_at), col(ActivityEvent.id)

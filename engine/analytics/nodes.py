@@ -17,9 +17,11 @@ from sqlmodel import col
 
 from engine.analytics import variants
 from engine.analytics.containers import EVENT, PAYLOAD, Filters
+from engine.analytics.errors import AnalyticsError
 from engine.analytics.node_emails import NodeEmails, email_counts
 from engine.analytics.report import Report, ReportModel
-from engine.db import ActivityEvent
+from engine.db import ActivityEvent, JourneyVersion
+from engine.language.errors import did_you_mean
 from engine.language.plan import Plan
 from engine.runtime.publish import latest_version
 
@@ -73,6 +75,8 @@ def node_counts(
     if filters.until:
         steps.append(col(ActivityEvent.occurred_at) < filters.until)
     plan = latest_version(engine, journey)
+    if plan is None:
+        _known_or_refused(engine, journey)
     breakdown: list[VariantNodes] = []
     chosen = variants.split_of(engine, journey, split) if by_variant else None
     if chosen is not None:
@@ -109,8 +113,12 @@ def _counts(engine: Engine, plan: Plan | None, steps: list[ColumnElement[bool]])
     entered = (
         select(node, func.count(distinct(account)), func.count()).where(*steps, kind == "node_entered").group_by(node)
     )
-    branch = PAYLOAD["branch"].as_string()
-    left = select(node, branch, func.count(distinct(account))).where(*steps, kind == "node_left").group_by(node, branch)
+    branch, node_type = PAYLOAD["branch"].as_string(), PAYLOAD["node_type"].as_string()
+    left = (
+        select(node, branch, node_type, func.count(distinct(account)))
+        .where(*steps, kind == "node_left")
+        .group_by(node, branch, node_type)
+    )
     latest = func.row_number().over(
         partition_by=account, order_by=[col(ActivityEvent.occurred_at).desc(), col(ActivityEvent.id).desc()]
     )
@@ -129,8 +137,11 @@ def _counts(engine: Engine, plan: Plan | None, steps: list[ColumnElement[bool]])
             name: (accounts, visits) for name, accounts, visits in connection.execute(entered)
         }
         exits: dict[str, dict[str, int]] = {}
-        for name, how, accounts in connection.execute(left):
-            exits.setdefault(name, {})[how or ENDED] = accounts
+        for name, how, type_, accounts in connection.execute(left):
+            # An end node is left by no branch: the journey ended there (its row says 'end' since shape 2).
+            label = ENDED if how is None or type_ == "end" else how
+            taken = exits.setdefault(name, {})
+            taken[label] = taken.get(label, 0) + accounts
         present: dict[str, int] = {name: count for name, count in connection.execute(now)}
     order = list(plan.nodes) if plan else []
     order += sorted(name for name in set(entries) - set(order) if name is not None)
@@ -145,3 +156,14 @@ def _counts(engine: Engine, plan: Plan | None, steps: list[ColumnElement[bool]])
         )
         for name in order
     ]
+
+
+def _known_or_refused(engine: Engine, journey: str) -> None:
+    """A journey never published must at least be in the event log (its rows outlive a deleted version); else the
+    name is a mistake, refused with the closest known one, as an unknown account is by the timeline."""
+    with engine.connect() as connection:
+        logged = connection.execute(select(EVENT.c.id).where(EVENT.c.journey_id == journey).limit(1)).first()
+        if logged is not None:
+            return
+        published = connection.execute(select(col(JourneyVersion.journey_id)).distinct()).scalars().all()
+    raise AnalyticsError(f"unknown journey '{journey}'{did_you_mean(journey, published)}")

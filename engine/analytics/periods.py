@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func
@@ -34,3 +34,15 @@ def periods_between(start: date, later: date, grain: Grain) -> int:
             return (later - start).days // 7
         case Grain.month:
             return (later.year - start.year) * 12 + later.month - start.month
+
+
+def period_after(start: date, periods: int, grain: Grain) -> date:
+    """The first day of the period `periods` after the one starting on `start`."""
+    match grain:
+        case Grain.day:
+            return start + timedelta(days=periods)
+        case Grain.week:
+            return start + timedelta(weeks=periods)
+        case Grain.month:
+            months = start.year * 12 + start.month - 1 + periods
+            return date(months // 12, months % 12 + 1, 1)

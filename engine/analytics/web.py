@@ -21,9 +21,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.engine import Engine
 
 from engine.analytics import page
+from engine.analytics.bounds import MOST_COLUMNS, MOST_EVENTS_NEEDED, MOST_PERIODS, MOST_TOP
 from engine.analytics.canvas import canvas
 from engine.analytics.choices import Breakdown, Container, Direction, Grain
-from engine.analytics.cohort import MOST_EVENTS_NEEDED, cohort
+from engine.analytics.cohort import cohort
 from engine.analytics.containers import Filters
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.flow import flow
@@ -156,7 +157,7 @@ def cohort_page(
     include_min: Annotated[int, Query(ge=1, le=MOST_EVENTS_NEEDED)] = 1,
     return_min: Annotated[int, Query(ge=1, le=MOST_EVENTS_NEEDED)] = 1,
     grain: Grain = Grain.month,
-    periods: Annotated[int, Query(ge=1, le=120)] = 6,
+    periods: Annotated[int, Query(ge=1, le=MOST_PERIODS)] = 6,
     rolling: bool = False,
     container: ContainerQ = Container.account,
     journey: Text = None,
@@ -188,8 +189,8 @@ def flow_page(
     starts_with: Text = None,
     ends_with: Text = None,
     dimension: str = "type",
-    columns: Annotated[int, Query(ge=2, le=20)] = 5,
-    top: Annotated[int, Query(ge=1, le=50)] = 5,
+    columns: Annotated[int, Query(ge=2, le=MOST_COLUMNS)] = 5,
+    top: Annotated[int, Query(ge=1, le=MOST_TOP)] = 5,
     container: ContainerQ = Container.account,
     journey: Text = None,
     solution_interest: Text = None,

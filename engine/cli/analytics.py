@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from engine.analytics.bounds import MOST_COLUMNS, MOST_EVENTS_NEEDED, MOST_PERIODS, MOST_TOP
 from engine.analytics.choices import Breakdown, Container, Direction, Grain
 from engine.cli.common import data_table, database, group, out
 
@@ -123,11 +124,15 @@ def cohort_command(
         ..., "--return", help="return metric, e.g. \"... where event.stage == 'closed_won'\""
     ),
     include_min: int = typer.Option(
-        1, "--include-min", min=1, max=1_000_000, help="events needed to be included (cohort.MOST_EVENTS_NEEDED)"
+        1, "--include-min", min=1, max=MOST_EVENTS_NEEDED, help="events needed to be included"
     ),
-    return_min: int = typer.Option(1, "--return-min", min=1, max=1_000_000, help="events in a period needed to count"),
+    return_min: int = typer.Option(
+        1, "--return-min", min=1, max=MOST_EVENTS_NEEDED, help="events in a period needed to count"
+    ),
     grain: Grain = typer.Option(Grain.month, "--grain", help="period length"),
-    periods: int = typer.Option(6, "--periods", min=1, help="periods after inclusion (0 = the inclusion period)"),
+    periods: int = typer.Option(
+        6, "--periods", min=1, max=MOST_PERIODS, help="periods after inclusion (0 = the inclusion period)"
+    ),
     rolling: bool = typer.Option(False, "--rolling", help="count only containers that returned in every period so far"),
     container: Container = CONTAINER,
     journey: str | None = JOURNEY,
@@ -164,8 +169,8 @@ def flow_command(
     starts_with: str | None = typer.Option(None, "--starts-with", help="milestone the paths start from"),
     ends_with: str | None = typer.Option(None, "--ends-with", help="milestone the paths lead to"),
     dimension: str = typer.Option("type", "--dimension", help="type, node, or a payload field such as content_type"),
-    columns: int = typer.Option(5, "--columns", min=2, help="columns, the milestone included"),
-    top: int = typer.Option(5, "--top", min=1, help="values kept per column; the rest are 'other'"),
+    columns: int = typer.Option(5, "--columns", min=2, max=MOST_COLUMNS, help="columns, the milestone included"),
+    top: int = typer.Option(5, "--top", min=1, max=MOST_TOP, help="values kept per column; the rest are 'other'"),
     container: Container = CONTAINER,
     journey: str | None = JOURNEY,
     solution_interest: str | None = INTEREST,

@@ -22,7 +22,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.db import JourneyVersion
 from engine.language.plan import Plan
-from engine.runtime.operators import _quote
 from engine.workflow import visibility
 from engine.workflow.migration import RESUMABLE_TYPES
 from engine.workflow.migration_contracts import MigrateRequest, MigrateResult
@@ -105,8 +104,8 @@ async def plan_moves(client: Client, engine: Engine, plan: Plan, node_map: Mappi
         [
             'WorkflowType = "Journey"',
             'ExecutionStatus = "Running"',
-            f"{visibility.JOURNEY_ID.name} = {_quote(plan.journey)}",
-            f"{visibility.JOURNEY_VERSION.name} != {_quote(plan.version)}",
+            f"{visibility.JOURNEY_ID.name} = {visibility.quoted(plan.journey)}",
+            f"{visibility.JOURNEY_VERSION.name} != {visibility.quoted(plan.version)}",
         ]
     )
     waiting: dict[tuple[str, str], list[str]] = {}

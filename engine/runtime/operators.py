@@ -42,10 +42,6 @@ class Parked:
         return data
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def stuck_query(
     journey: str | None = None,
     node: str | None = None,
@@ -58,24 +54,24 @@ def stuck_query(
     `JourneyNode = "wait_demo" AND JourneyNodeSince < "2026-11-20T09:00:00Z" AND ExecutionStatus = "Running"`."""
     parts = ['WorkflowType = "Journey"']
     if journey:
-        parts.append(f"{visibility.JOURNEY_ID.name} = {_quote(journey)}")
+        parts.append(f"{visibility.JOURNEY_ID.name} = {visibility.quoted(journey)}")
     if account:
-        parts.append(f"{visibility.ACCOUNT_ID.name} = {_quote(account)}")
+        parts.append(f"{visibility.ACCOUNT_ID.name} = {visibility.quoted(account)}")
     if node:
-        parts.append(f"{visibility.NODE.name} = {_quote(node)}")
+        parts.append(f"{visibility.NODE.name} = {visibility.quoted(node)}")
     if waiting_for:
-        parts.append(f"{visibility.WAITING_FOR.name} = {_quote(waiting_for)}")
+        parts.append(f"{visibility.WAITING_FOR.name} = {visibility.quoted(waiting_for)}")
     if older_than is not None:
         before = (now or utcnow()) - older_than
-        parts.append(f"{visibility.NODE_SINCE.name} < {_quote(before.strftime('%Y-%m-%dT%H:%M:%SZ'))}")
+        parts.append(f"{visibility.NODE_SINCE.name} < {visibility.quoted(before.strftime('%Y-%m-%dT%H:%M:%SZ'))}")
     parts.append('ExecutionStatus = "Running"')
     return " AND ".join(parts)
 
 
 def account_query(account: str, journey: str | None = None) -> str:
     """Every journey of the account, running or ended."""
-    query = f'WorkflowType = "Journey" AND {visibility.ACCOUNT_ID.name} = {_quote(account)}'
-    return query + (f" AND {visibility.JOURNEY_ID.name} = {_quote(journey)}" if journey else "")
+    query = f'WorkflowType = "Journey" AND {visibility.ACCOUNT_ID.name} = {visibility.quoted(account)}'
+    return query + (f" AND {visibility.JOURNEY_ID.name} = {visibility.quoted(journey)}" if journey else "")
 
 
 async def find(client: Client, query: str, limit: int | None = None) -> list[Parked]:

@@ -32,6 +32,11 @@ TIMER, SEND_WINDOW, COMPLETENESS_CHECK, PAUSED, WORKING = "timer", "send window"
 QUIET_HOURS = "quiet hours"  # limits.yaml: an email held until they end
 
 
+def quoted(value: str) -> str:
+    """`value` as a string in a visibility query (`JourneyNode = "wait_demo"`), quotes and backslashes escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def type_name(key: SearchAttributeKey[Any]) -> str:
     """Temporal's name for the key's type, as `temporal operator search-attribute create --type` takes it."""
     return _CLI_TYPES[key.indexed_value_type.name]

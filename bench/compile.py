@@ -137,7 +137,7 @@ def main() -> None:
         path = generate(Path(tmp), args.nodes)
         timings = []
         for _ in range(args.repeat):
-            conditions.parse.cache_clear()  # every run parses every expression, as a fresh process does
+            conditions.parsed.cache_clear()  # every run parses every expression, as a fresh process does
             started = time.perf_counter()
             plan = compile_file(path, load_workspace(path.parent))
             timings.append(time.perf_counter() - started)

@@ -25,10 +25,11 @@ from typing import Any
 import re2
 from jinja2 import Undefined, nodes
 from jinja2.exceptions import TemplateError, TemplateSyntaxError
-from jinja2.lexer import TOKEN_STRING, Lexer
+from jinja2.lexer import TOKEN_STRING, Lexer, TokenStream
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.language import expression_lexer
 from engine.language.errors import ExpressionError, ExpressionLimitError, did_you_mean
 
 MAX_EXPRESSION_LENGTH = 2_000  # characters of source
@@ -185,16 +186,12 @@ class Missing(Undefined):
     __hash__ = Undefined.__hash__
 
 
-def _raw_string(token_text: str) -> str:
-    """Make a Jinja string literal raw, so a regex's backslashes survive; keep escaped quotes."""
-    quote, inner = token_text[0], token_text[1:-1]
-    doubled = inner.replace("\\", "\\\\").replace("\\\\" + quote, "\\" + quote)
-    return quote + doubled + quote
-
-
 class _RawStringLexer(Lexer):
     def wrap(self, stream: Any, name: str | None = None, filename: str | None = None) -> Any:
-        raw = ((line, token, _raw_string(value) if token == TOKEN_STRING else value) for line, token, value in stream)
+        raw = (
+            (line, token, expression_lexer.raw_string(value) if token == TOKEN_STRING else value)
+            for line, token, value in stream
+        )
         return super().wrap(raw, name, filename)
 
 
@@ -204,6 +201,15 @@ class _ExpressionEnvironment(SandboxedEnvironment):
     @cached_property
     def lexer(self) -> Lexer:
         return _RawStringLexer(self)
+
+    def _tokenize(
+        self, source: str, name: str | None, filename: str | None = None, state: str | None = None
+    ) -> TokenStream:
+        """An expression's tokens from expression_lexer (the same tokens, in a fraction of the time) when it can."""
+        found = expression_lexer.tokens(source) if state == "variable" and not self.extensions else None
+        if found is None:
+            return super()._tokenize(source, name, filename, state)
+        return TokenStream(iter(found), name, filename)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         return self.getitem(obj, attribute)
@@ -372,9 +378,22 @@ class Condition:
         return bool(result) and not isinstance(result, Undefined)
 
 
-@lru_cache(maxsize=4096)
+@dataclass(frozen=True)
+class Parsed:
+    """An expression's tree, and all its nodes in the order `find_all` visits them (the root first)."""
+
+    tree: nodes.Expr
+    in_order: tuple[nodes.Node, ...]
+
+
 def parse(source: str) -> nodes.Expr:
-    """The expression's tree (cached: callers only read it); sources over the limits are refused unparsed."""
+    """The expression's tree (callers only read it); sources over the limits are refused unparsed."""
+    return parsed(source).tree
+
+
+@lru_cache(maxsize=4096)
+def parsed(source: str) -> Parsed:
+    """The expression parsed once and walked once (cached: callers only read it)."""
     _check_bounds(source)
     env = environment()
     try:
@@ -389,9 +408,10 @@ def parse(source: str) -> nodes.Expr:
         raise ExpressionError(message) from None
     except (RecursionError, MemoryError, ValueError) as error:  # ValueError: an integer literal too long
         raise ExpressionError(f"cannot be parsed: {error}") from None
-    if _depth(expression) > MAX_NESTING:
+    found, depth = _walk(expression)
+    if depth > MAX_NESTING:
         raise ExpressionLimitError(f"nested more than {MAX_NESTING} levels deep: split it into simpler conditions")
-    return expression
+    return Parsed(expression, found)
 
 
 def shown(source: str, limit: int = 120) -> str:
@@ -416,14 +436,24 @@ def _check_bounds(source: str) -> None:
         raise ExpressionLimitError(f"brackets nested more than {MAX_NESTING} levels deep")
 
 
-def _depth(node: nodes.Node) -> int:
-    """How deep the tree goes (iteratively: a deep tree must not exhaust the stack being measured)."""
-    deepest, stack = 0, [(node, 1)]
+def _walk(tree: nodes.Node) -> tuple[tuple[nodes.Node, ...], int]:
+    """Every node, in `find_all` order, and how deep the tree goes: in one iterative pass (a deep tree must not
+    exhaust the stack being measured), reading each node's fields as `iter_child_nodes` does."""
+    found: list[nodes.Node] = []
+    deepest, stack = 0, [(tree, 1)]
     while stack:
         current, level = stack.pop()
+        found.append(current)
         deepest = max(deepest, level)
-        stack.extend((child, level + 1) for child in current.iter_child_nodes())
-    return deepest
+        children: list[nodes.Node] = []
+        for name in current.fields:
+            value = getattr(current, name, None)
+            if isinstance(value, nodes.Node):
+                children.append(value)
+            elif isinstance(value, list):
+                children.extend(item for item in value if isinstance(item, nodes.Node))
+        stack.extend((child, level + 1) for child in reversed(children))
+    return tuple(found), deepest
 
 
 def names(source: str) -> set[str]:
@@ -437,10 +467,10 @@ def names(source: str) -> set[str]:
 def check(source: str, scope: Scope) -> list[str]:
     """Every problem of `source` in `scope`, as messages; empty when it is fine."""
     try:
-        expression = parse(source)
+        expression = parsed(source)
     except ExpressionError as error:
         return [f"invalid expression '{shown(source)}': {error}"]
-    return list(dict.fromkeys(_problems(expression, scope)))
+    return list(dict.fromkeys(_problems(expression.in_order, scope)))
 
 
 def compile_condition(source: str, scope: Scope) -> Condition:
@@ -455,10 +485,9 @@ def _compiled(source: str) -> Callable[..., Any]:
     return environment().compile_expression(source, undefined_to_none=False)
 
 
-def _problems(expression: nodes.Expr, scope: Scope) -> Iterator[str]:
+def _problems(found: tuple[nodes.Node, ...], scope: Scope) -> Iterator[str]:
     env = environment()
-    kinds = (nodes.Name, nodes.Getattr, nodes.Getitem, nodes.Filter, nodes.Test, nodes.Call, nodes.BinExpr, nodes.Const)
-    for node in [expression, *expression.find_all(kinds)]:
+    for node in found:
         match node:
             case nodes.Getattr(attr=attribute) if attribute.startswith("_"):
                 yield f"attribute '{attribute}' is not allowed: names starting with '_' are private"

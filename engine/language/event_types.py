@@ -27,6 +27,7 @@ RESERVED = frozenset(
     {"node_entered", "node_left", "journey_entered", "journey_ended", "account_updated", "unsubscribed"}
     | {"person_erased", "buying_group_updated", "member_removed", "member_added"}
     | {"person_path", "member_assigned"}  # people_split: each person's path; assign_role's hand-made assignments
+    | {"journey_state_changed"}  # a journey made live, closed, stopped or finished (engine/runtime/journey_state.py)
 )
 
 

@@ -1,14 +1,16 @@
 """YAML text -> plain data plus a source map giving the line and column of every key and value.
 
-ruamel.yaml's C parser turns the text into events; this module composes them itself, in one loop
-without recursion, so a hostile file is refused at the event where it crosses a limit below: aliases
-that would expand to billions of values, 50,000 nested brackets (which crash the C composer), tags
-that ask for Python objects. No journey semantics here.
+ruamel.yaml's C parser turns the text into events; this module composes them itself, in one pass that
+builds the data and its positions together (recursing only to replay an alias, never deeper than the
+nesting limit), so a hostile file is refused at the event where it crosses a limit below: aliases that
+would expand to billions of values, 50,000 nested brackets (which crash the C composer), tags that ask
+for Python objects. No journey semantics here.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,7 +23,10 @@ from ruamel.yaml.events import (
     CollectionStartEvent,
     DocumentStartEvent,
     Event,
+    MappingEndEvent,
+    MappingStartEvent,
     ScalarEvent,
+    SequenceEndEvent,
     SequenceStartEvent,
     StreamEndEvent,
 )
@@ -84,7 +89,7 @@ def load_text(text: str, path: str) -> tuple[Document | None, list[Issue]]:
         return None, [Issue(path, line, col, message)]
     composer = _Composer(path)
     try:
-        root = composer.compose(text)
+        composer.compose(text)
     except MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -94,12 +99,10 @@ def load_text(text: str, path: str) -> tuple[Document | None, list[Issue]]:
         return None, [*composer.issues, error.issue]
     except YAMLError as error:  # the reader's own checks; the scan above should have caught them first
         return None, [Issue(path, 1, 1, f"invalid yaml: {error}".splitlines()[0])]
-    converter = _Converter(SourceMap(path))
-    data = None if root is None else converter.convert(root, ())
-    unreadable = composer.issues + converter.unreadable
+    unreadable = composer.issues + composer.unreadable
     if unreadable:
-        return None, sorted(unreadable + converter.duplicates)
-    return Document(path, data, converter.source), converter.duplicates
+        return None, sorted(unreadable + composer.duplicates)
+    return Document(path, composer.data, composer.source), composer.duplicates
 
 
 def load_file(path: Path, shown_as: str | None = None) -> tuple[Document | None, list[Issue]]:
@@ -145,36 +148,21 @@ class _RefusedError(Exception):
         self.issue = issue
 
 
-# --- composing: events -> a tree of nodes, bounded -------------------------------------------------
+# --- composing: events -> data and the positions of its values, in one pass, bounded ----------------
 
-
-@dataclass(slots=True)
-class _Node:
-    tag: str
-    line: int
-    col: int
-
-
-@dataclass(slots=True)
-class _Scalar(_Node):
-    text: str
-    explicit: bool = False  # the tag was written in the file, not resolved from the text
-
-
-@dataclass(slots=True)
-class _Sequence(_Node):
-    items: list[_Node] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class _Mapping(_Node):
-    pairs: list[tuple[_Node, _Node]] = field(default_factory=list)
-    key: _Node | None = None  # while composing: a key waiting for its value
+# What composing makes of each event (and keeps of those inside an anchored value, for an alias to replay):
+# (_SCALAR, line, col, tag, text, explicit), (_MAPPING or _SEQUENCE, line, col), (_END,) or
+# (_ALIAS, line, col, first, last): the items of the named value, by index.
+_SCALAR, _MAPPING, _SEQUENCE, _END, _ALIAS = range(5)
+_END_ITEM = (_END,)
+_Item = tuple[Any, ...]
 
 
 @dataclass(slots=True)
 class _Open:
-    node: _Sequence | _Mapping
+    """A collection whose events are still coming: what the limits need to know about it."""
+
+    first: int  # where its items start in `items` (kept only when it is anchored)
     anchor: str | None
     values_before: int
     height: int = 0  # of the deepest child so far
@@ -182,130 +170,173 @@ class _Open:
 
 @dataclass(slots=True)
 class _Anchor:
-    node: _Node
-    size: int | None = None  # values once expanded; None while its collection is still open
+    first: int
+    last: int | None = None  # None while its collection is still open
+    size: int = 1  # values once expanded
     height: int = 1
 
 
+@dataclass(slots=True)
+class _Filling:
+    """A list or mapping of the data being filled; no data: a value being skipped (a refused key's value)."""
+
+    data: dict[str, Any] | list[Any] | None
+    at: PathKey
+    key: str | None = None  # a mapping's key waiting for its value
+    skip: int = 0  # values of a mapping still to skip: the value after a refused or duplicate key
+
+
+_SKIPPED = _Filling(None, ())
+
+
 class _Composer:
-    """Builds the node tree the way a YAML composer does, but counts as it goes: nesting depth and the
-    number of values once aliases are expanded (an alias adds the size of what it names without being
-    expanded here), and refuses an alias inside the value it names (which would never end)."""
+    """Builds the data the way a YAML composer and constructor do, but counts as it goes: nesting depth and
+    the number of values once aliases are expanded (an alias adds the size of what it names before it is
+    replayed), and refuses an alias inside the value it names (which would never end)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.issues: list[Issue] = []  # refused tags: reported together, after composing
+        self.duplicates: list[Issue] = []  # the first value wins; the journey can still be checked
+        self.unreadable: list[Issue] = []  # the file cannot be read as data: no document
+        self.source = SourceMap(path)
+        self.data: Any = None
+        self.items: list[_Item] = []  # only those of anchored values: all that an alias may replay
+        self.recording = 0  # anchored collections open: while there are, items are kept
         self.anchors: dict[str, _Anchor] = {}
-        self.stack: list[_Open] = []
+        self.open: list[_Open] = []
+        self.filling: list[_Filling] = []
         self.values = 0
         self.documents = 0
+        self.resolved: dict[str, str] = {}  # plain text -> its tag: keys such as 'id' and 'next' repeat
+        self.constructed: dict[tuple[str, str], Any] = {}  # (tag, text) -> its value: 'true', '100' repeat
+        self.constructor = YAML(typ="safe", pure=True).constructor
 
-    def compose(self, text: str) -> _Node | None:
+    def compose(self, text: str) -> None:
         loader, _ = YAML(typ="safe", pure=False).get_constructor_parser(text)
         self.implicit: dict[Any, list[tuple[str, re.Pattern[str]]]] = loader.versioned_resolver
-        root: _Node | None = None
+        steps: dict[type[Event], Callable[[Any], _Item]] = {  # the C parser makes events of exactly these classes
+            ScalarEvent: self._scalar,
+            MappingStartEvent: self._start,
+            SequenceStartEvent: self._start,
+            MappingEndEvent: self._end,
+            SequenceEndEvent: self._end,
+            AliasEvent: self._alias,
+        }
+        next_event, fill = loader.get_event, self._fill  # looked up once: ~40,000 events
         try:
             while True:
-                event = loader.get_event()
-                if isinstance(event, StreamEndEvent):
-                    return root
-                if isinstance(event, DocumentStartEvent):
-                    self.documents += 1
-                    if self.documents > 1:
-                        self._refuse(event, "invalid yaml: found a second document ('---'): one journey per file")
-                node = self._node(event)
-                if node is not None:
-                    if self.stack:
-                        self._add(node)
-                    else:
-                        root = node
+                event = next_event()
+                step = steps.get(type(event))
+                if step is None:
+                    if isinstance(event, StreamEndEvent):
+                        return
+                    if isinstance(event, DocumentStartEvent):
+                        self.documents += 1
+                        if self.documents > 1:
+                            self._refuse(event, "invalid yaml: found a second document ('---'): one journey per file")
+                    continue  # stream and document boundaries
+                fill(step(event))
         finally:
             loader.dispose()
 
-    def _node(self, event: Event) -> _Node | None:
-        """The node that `event` completes, if any; opening a collection completes nothing yet."""
-        line, col = event.start_mark.line + 1, event.start_mark.column + 1
-        if isinstance(event, ScalarEvent):
-            self._count(event, 1, 1)
-            tag = self._scalar_tag(event)
-            scalar = _Scalar(tag, line, col, event.value, str(event.ctag) == tag)
-            if event.anchor is not None:
-                self.anchors[event.anchor] = _Anchor(scalar, 1, 1)
-            return scalar
-        if isinstance(event, CollectionStartEvent):
-            if len(self.stack) >= MAX_DEPTH:
-                self._refuse(event, f"nested more than {MAX_DEPTH} levels deep: a journey needs only a few levels")
-            self._count(event, 1, 1)
-            sequence = isinstance(event, SequenceStartEvent)
-            tag = self._collection_tag(event, _SEQ if sequence else _MAP)
-            collection = _Sequence(tag, line, col) if sequence else _Mapping(tag, line, col)
-            if event.anchor is not None:
-                self.anchors[event.anchor] = _Anchor(collection)
-            self.stack.append(_Open(collection, event.anchor, self.values - 1))
-            return None
-        if isinstance(event, AliasEvent):
-            return self._alias(event)
-        if isinstance(event, CollectionEndEvent):
-            opened = self.stack.pop()
-            height = opened.height + 1
-            if self.stack:
-                self.stack[-1].height = max(self.stack[-1].height, height)
-            if opened.anchor is not None and self.anchors[opened.anchor].node is opened.node:
-                self.anchors[opened.anchor].size = self.values - opened.values_before
-                self.anchors[opened.anchor].height = height
-            return opened.node
-        return None  # stream and document boundaries
+    # Each event is first counted and checked against the limits, then put into the data.
 
-    def _alias(self, event: AliasEvent) -> _Node:
+    def _scalar(self, event: ScalarEvent) -> _Item:
+        self._count(event, 1, 1)
+        tag, explicit = self._scalar_tag(event)
+        mark = event.start_mark
+        item = (_SCALAR, mark.line + 1, mark.column + 1, tag, event.value, explicit)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = _Anchor(len(self.items), len(self.items))
+            self.items.append(item)
+        elif self.recording:
+            self.items.append(item)
+        return item
+
+    def _start(self, event: CollectionStartEvent) -> _Item:
+        if len(self.open) >= MAX_DEPTH:
+            self._refuse(event, f"nested more than {MAX_DEPTH} levels deep: a journey needs only a few levels")
+        self._count(event, 1, 1)
+        sequence = isinstance(event, SequenceStartEvent)
+        self._collection_tag(event, _SEQ if sequence else _MAP)
+        first = len(self.items)
+        if event.anchor is not None:
+            self.anchors[event.anchor] = _Anchor(first)
+            self.recording += 1
+        self.open.append(_Open(first, event.anchor, self.values - 1))
+        mark = event.start_mark
+        item = (_SEQUENCE if sequence else _MAPPING, mark.line + 1, mark.column + 1)
+        if self.recording:
+            self.items.append(item)
+        return item
+
+    def _end(self, _: CollectionEndEvent) -> _Item:
+        opened = self.open.pop()
+        height = opened.height + 1
+        if self.open and self.open[-1].height < height:
+            self.open[-1].height = height
+        if self.recording:
+            self.items.append(_END_ITEM)
+        if opened.anchor is not None:
+            self.recording -= 1
+            anchored = self.anchors[opened.anchor]
+            if anchored.first == opened.first:  # not named again inside itself
+                anchored.last, anchored.height = len(self.items) - 1, height
+                anchored.size = self.values - opened.values_before
+        return _END_ITEM
+
+    def _alias(self, event: AliasEvent) -> _Item:
         name = event.anchor
         anchored = self.anchors.get(name)
         if anchored is None:
             self._refuse(event, f"invalid yaml: unknown alias '*{name}': define it first with '&{name}'")
-        if anchored.size is None:
+        if anchored.last is None:
             self._refuse(event, f"alias '*{name}' is used inside the value it names: it would never end")
-        if len(self.stack) + anchored.height > MAX_DEPTH:
+        if len(self.open) + anchored.height > MAX_DEPTH:
             self._refuse(event, f"alias '*{name}' nests values more than {MAX_DEPTH} levels deep")
         self._count(event, anchored.size, anchored.height)
-        return anchored.node
+        mark = event.start_mark
+        item = (_ALIAS, mark.line + 1, mark.column + 1, anchored.first, anchored.last)
+        if self.recording:
+            self.items.append(item)
+        return item
 
     def _count(self, event: Event, size: int, height: int) -> None:
         self.values += size
         if self.values > MAX_VALUES:
             what = f"alias '*{event.anchor}' makes" if isinstance(event, AliasEvent) else "the file has"
             self._refuse(event, f"{what} more than {MAX_VALUES:,} values: split the file or use fewer aliases")
-        if self.stack:
-            self.stack[-1].height = max(self.stack[-1].height, height)
+        if self.open and self.open[-1].height < height:
+            self.open[-1].height = height
 
-    def _add(self, node: _Node) -> None:
-        parent = self.stack[-1].node
-        if isinstance(parent, _Sequence):
-            parent.items.append(node)
-        elif parent.key is None:
-            parent.key = node
-        else:
-            parent.pairs.append((parent.key, node))
-            parent.key = None
-
-    def _scalar_tag(self, event: ScalarEvent) -> str:
-        tag = None if event.ctag is None else str(event.ctag)
-        if tag not in (None, "!"):
-            if tag in _SCALAR_TAGS:
-                return str(tag)
-            self._tag_issue(event, str(tag))
+    def _scalar_tag(self, event: ScalarEvent) -> tuple[str, bool]:
+        """The scalar's tag, and whether the file gave it (rather than it being resolved from the text)."""
+        if event.ctag is not None:
+            tag = str(event.ctag)
+            if tag != "!":
+                if tag in _SCALAR_TAGS:
+                    return tag, True
+                self._tag_issue(event, tag)
         if not event.implicit[0]:  # quoted, or a refused tag: text
-            return _STR
+            return _STR, False
         value = event.value
+        resolved = self.resolved.get(value)
+        if resolved is None:
+            resolved = self.resolved[value] = self._resolve(value)
+        return resolved, False
+
+    def _resolve(self, value: str) -> str:
         for resolved, pattern in self.implicit.get(value[:1], []) + self.implicit.get(None, []):
             if pattern.match(value):
                 # '<<' stays a merge key (refused as a key later); '=' and '!'-like words are text here
                 return resolved if resolved in _SCALAR_TAGS or resolved == _MERGE else _STR
         return _STR
 
-    def _collection_tag(self, event: Event, default: str) -> str:
+    def _collection_tag(self, event: Event, default: str) -> None:
         tag = event.ctag  # type: ignore[attr-defined]
         if tag is not None and str(tag) not in ("!", default):
             self._tag_issue(event, str(tag))
-        return default
 
     def _tag_issue(self, event: Event, tag: str) -> None:
         line, col = event.start_mark.line + 1, event.start_mark.column + 1
@@ -315,71 +346,95 @@ class _Composer:
         mark = event.start_mark
         raise _RefusedError(Issue(self.path, mark.line + 1, mark.column + 1, message))
 
+    # --- filling: items -> dicts, lists and scalars, with the position of every value and key ----------
 
-# --- converting: nodes -> dicts, lists and scalars with their positions ------------------------------
+    def _fill(self, item: _Item) -> None:
+        """Put one item where it belongs: a value into the list or mapping being filled, or close it."""
+        kind = item[0]
+        if kind == _END:
+            self.filling.pop()
+            return
+        if not self.filling:
+            self.data = self._value(item, ())
+            return
+        parent = self.filling[-1]
+        data = parent.data
+        if data is None or parent.skip:  # inside a skipped value, or the value after a refused key
+            if parent.skip:
+                parent.skip -= 1
+            if kind in (_MAPPING, _SEQUENCE):
+                self.filling.append(_SKIPPED)  # only to know where the skipped value ends
+        elif isinstance(data, list):
+            data.append(self._value(item, (*parent.at, len(data))))
+        elif parent.key is None:
+            self._key(item, parent, data)
+        else:
+            name, parent.key = parent.key, None
+            data[name] = self._value(item, (*parent.at, name))
 
+    def _value(self, item: _Item, at: PathKey) -> Any:
+        kind = item[0]
+        if kind == _ALIAS:  # the value it names, again, with that value's positions
+            first, last = item[3], item[4]
+            value = self._value(self.items[first], at)
+            for index in range(first + 1, last + 1):
+                self._fill(self.items[index])
+            return value
+        self.source.values[at] = (item[1], item[2])
+        if kind == _SCALAR:
+            text = item[4]
+            if item[3] == _STR and "\x00" not in text:  # most values: plain text, as written
+                return text
+            return self._scalar_value(item)
+        data: dict[str, Any] | list[Any] = {} if kind == _MAPPING else []
+        self.filling.append(_Filling(data, at))
+        return data
 
-class _Converter:
-    def __init__(self, source: SourceMap) -> None:
-        self.source = source
-        self.duplicates: list[Issue] = []  # the first value wins; the journey can still be checked
-        self.unreadable: list[Issue] = []  # the file cannot be read as data: no document
-        self.constructor = YAML(typ="safe", pure=True).constructor
-
-    def convert(self, node: _Node, at: PathKey) -> Any:
-        self.source.values[at] = (node.line, node.col)
-        if isinstance(node, _Mapping):
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.pairs:
-                name = self._key(key_node)
-                if name is None:
-                    continue
-                if name in result:
-                    self.duplicates.append(self._issue(key_node, f"duplicate key '{name}'"))
-                    continue
-                self.source.keys[(*at, name)] = (key_node.line, key_node.col)
-                result[name] = self.convert(value_node, (*at, name))
-            return result
-        if isinstance(node, _Sequence):
-            return [self.convert(item, (*at, index)) for index, item in enumerate(node.items)]
-        assert isinstance(node, _Scalar)
-        return self._scalar(node)
-
-    def _key(self, node: _Node) -> str | None:
+    def _key(self, item: _Item, parent: _Filling, data: dict[str, Any]) -> None:
         """A key is a name: its text as written ('1', 'true'), never a list or a mapping."""
-        if not isinstance(node, _Scalar):
-            kind = "a list" if isinstance(node, _Sequence) else "a mapping"
-            self.unreadable.append(self._issue(node, f"a key must be a name, not {kind}"))
-            return None
-        if node.tag == _MERGE:
-            self.unreadable.append(self._issue(node, "merge keys ('<<') are not supported: write the keys out"))
-            return None
-        if "\x00" in node.text:
-            self.unreadable.append(self._issue(node, "a key contains a NUL character ('\\0'): remove it"))
-            return None
-        return node.text
+        parent.skip = 1  # unless the key is taken below
+        named = self.items[item[3]] if item[0] == _ALIAS else item
+        if named[0] != _SCALAR:
+            kind = "a list" if named[0] == _SEQUENCE else "a mapping"
+            self._unreadable(named, f"a key must be a name, not {kind}")
+            if item[0] != _ALIAS:
+                self.filling.append(_SKIPPED)  # the key's own items
+            return
+        _, line, col, tag, text, _ = named
+        if tag == _MERGE:
+            self._unreadable(named, "merge keys ('<<') are not supported: write the keys out")
+        elif "\x00" in text:
+            self._unreadable(named, "a key contains a NUL character ('\\0'): remove it")
+        elif text in data:
+            self.duplicates.append(Issue(self.path, line, col, f"duplicate key '{text}'"))
+        else:
+            self.source.keys[(*parent.at, text)] = (line, col)
+            parent.key, parent.skip = text, 0
 
-    def _scalar(self, node: _Scalar) -> Any:
-        if node.tag in (_STR, _MERGE):
-            if "\x00" in node.text:
-                self.unreadable.append(self._issue(node, "text contains a NUL character ('\\0'): remove it"))
-            return node.text
-        if node.tag == _INT and len(node.text.lstrip("+-0")) > 24:  # before int() spends quadratic time on it
-            return self._too_large(node)
+    def _scalar_value(self, item: _Item) -> Any:
+        _, _, _, tag, text, explicit = item
+        if tag in (_STR, _MERGE):
+            if "\x00" in text:
+                self._unreadable(item, "text contains a NUL character ('\\0'): remove it")
+            return text
+        if (tag, text) in self.constructed:
+            return self.constructed[tag, text]
+        if tag == _INT and len(text.lstrip("+-0")) > 24:  # before int() spends quadratic time on it
+            return self._too_large(item)
         try:
-            value = self.constructor.construct_object(ScalarNode(node.tag, node.text, None, None))
+            value = self.constructor.construct_object(ScalarNode(tag, text, None, None))
         except (YAMLError, ValueError, ArithmeticError, LookupError, TypeError):
-            what = _WHAT[node.tag.removeprefix(_CORE)]
-            hint = f"remove the tag '{_shown_tag(node.tag)}'" if node.explicit else "put it in quotes if it is text"
-            self.unreadable.append(self._issue(node, f"{_quoted(node.text)} cannot be read as {what}: {hint}"))
+            what = _WHAT[tag.removeprefix(_CORE)]
+            hint = f"remove the tag '{_shown_tag(tag)}'" if explicit else "put it in quotes if it is text"
+            self._unreadable(item, f"{_quoted(text)} cannot be read as {what}: {hint}")
             return None
         if isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT - 1 <= value <= MAX_INT:
-            return self._too_large(node)
+            return self._too_large(item)
+        self.constructed[tag, text] = value
         return value
 
-    def _too_large(self, node: _Scalar) -> None:
-        message = f"number {_quoted(node.text)} is too large: whole numbers go up to {MAX_INT:,}"
-        self.unreadable.append(self._issue(node, message))
+    def _too_large(self, item: _Item) -> None:
+        self._unreadable(item, f"number {_quoted(item[4])} is too large: whole numbers go up to {MAX_INT:,}")
 
-    def _issue(self, node: _Node, message: str) -> Issue:
-        return Issue(self.source.path, node.line, node.col, message)
+    def _unreadable(self, item: _Item, message: str) -> None:
+        self.unreadable.append(Issue(self.path, item[1], item[2], message))

@@ -2,7 +2,8 @@
 
 Nodes form a discriminated union on `type`. The models check shapes and single values (durations,
 cron, ranges); everything that needs the whole journey (references, graph, expressions, templates)
-is the compiler's job.
+is the compiler's job. The shared building blocks (model_base), people_split (people_model) and
+wait_for_change (change_model) have their own modules; their names are exported from here too.
 """
 
 from __future__ import annotations
@@ -11,38 +12,33 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    SerializerFunctionWrapHandler,
-    WithJsonSchema,
-    field_validator,
-    model_serializer,
-    model_validator,
-)
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
-from engine.language.durations import DURATION_PATTERN, check_cron, format_duration, parse_duration
-from engine.language.errors import did_you_mean
+from engine.language.change_model import GROUP_CHANGES as GROUP_CHANGES
+from engine.language.change_model import MEMBER_CHANGES as MEMBER_CHANGES
+from engine.language.change_model import THRESHOLDS as THRESHOLDS
+from engine.language.change_model import Change as Change
+from engine.language.change_model import WaitForChange as WaitForChange
+from engine.language.durations import parse_duration
+from engine.language.model_base import Cron as Cron
+from engine.language.model_base import Duration as Duration
+from engine.language.model_base import Expression as Expression
+from engine.language.model_base import JourneyId as JourneyId
+from engine.language.model_base import NodeBase as NodeBase
+from engine.language.model_base import NodeId as NodeId
+from engine.language.model_base import Strict as Strict
+from engine.language.people_model import MAX_PEOPLE_PATHS as MAX_PEOPLE_PATHS
+from engine.language.people_model import MAX_PERSON_STEPS as MAX_PERSON_STEPS
+from engine.language.people_model import PERSON_STEP_TYPES as PERSON_STEP_TYPES
+from engine.language.people_model import AssignRole as AssignRole
+from engine.language.people_model import PeopleOtherwise as PeopleOtherwise
+from engine.language.people_model import PeoplePath as PeoplePath
+from engine.language.people_model import PeopleSplit as PeopleSplit
+from engine.language.people_model import PersonEmail as PersonEmail
+from engine.language.people_model import PersonStep as PersonStep
+from engine.language.people_model import UpdatePerson as UpdatePerson
+from engine.language.schedule_model import Schedule as Schedule
 from engine.language.variants import BUCKETS, NAME_PATTERN
-
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(parse_duration),
-    PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["30m", "12h", "7d", "2w"]}),
-]
-Cron = Annotated[
-    str,
-    AfterValidator(check_cron),
-    WithJsonSchema({"type": "string", "description": "5-field cron: minute hour day month weekday"}),
-]
-NodeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)]
-JourneyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)]
-Expression = Annotated[str, Field(min_length=1, description="condition in the journey expression language")]
 
 WEIGHTS: dict[str, int] = {"trivial": 20, "minor": 40, "normal": 60, "important": 80, "vital": 100}
 EVENT_TYPES = (
@@ -61,12 +57,6 @@ EVENT_TYPES = (
 )
 _ADDRESS = re.compile(r"[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+")
 _REENTRY = re.compile(r"^(never|after\s+\d+\s*[smhdw])$")
-
-
-class Strict(BaseModel):
-    """Unknown keys are errors (a typo must not be silently ignored); parsed values never change."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Audience(Strict):
@@ -111,12 +101,6 @@ class Recipients(Strict):
         if len(chosen) != 1:
             raise ValueError("choose exactly one of 'all', roles, missing_roles: true, where")
         return self
-
-
-class NodeBase(Strict):
-    id: NodeId
-    type: str
-    description: str | None = None
 
 
 class SendEmail(NodeBase):
@@ -342,164 +326,6 @@ class SalesAlert(NodeBase):
         return value
 
 
-class PersonEmail(Strict):
-    """A people_split step: an email to each of the path's people, as send_email sends it (unsubscribed, erased and
-    address-less people are skipped; each person gets it once per node visit)."""
-
-    type: Literal["send_email"]
-    subject: str = Field(min_length=1, description="Jinja2 template for the subject line")
-    template: str = Field(min_length=1, description="Jinja2 HTML template, relative to the journey file")
-
-
-class AssignRole(Strict):
-    """A people_split step: put the path's people into a role of the journey's buying group, by hand (rules never
-    take a hand-made assignment away)."""
-
-    type: Literal["assign_role"]
-    role: str = Field(min_length=1, description="a role of the journey's role template (buying_groups.yaml)")
-
-
-class UpdatePerson(Strict):
-    """A people_split step: set fields or custom attributes on each of the path's people."""
-
-    type: Literal["update_person"]
-    set: dict[str, str | int | float | bool | None] = Field(
-        min_length=1, description="first_name, last_name, job_title, department, seniority, phone or an attribute"
-    )
-
-
-PersonStep = Annotated[PersonEmail | AssignRole | UpdatePerson, Field(discriminator="type")]
-PERSON_STEP_TYPES = ("send_email", "assign_role", "update_person")
-MAX_PEOPLE_PATHS = 20
-MAX_PERSON_STEPS = 10
-
-
-class PeoplePath(Strict):
-    name: str | None = Field(
-        None, pattern=NAME_PATTERN, max_length=32, description="shown in analytics; default path-1, path-2, ..."
-    )
-    when: Expression = Field(description="condition over person.* (person.role too), account.* and buying_group.*")
-    steps: list[PersonStep] = Field(
-        default_factory=list, max_length=MAX_PERSON_STEPS, description="run in order for the path's people"
-    )
-
-
-class PeopleOtherwise(Strict):
-    steps: list[PersonStep] = Field(default_factory=list, max_length=MAX_PERSON_STEPS)
-
-
-class PeopleSplit(NodeBase):
-    """Person-level paths inside an account: each person takes the first path whose `when` holds (else `otherwise`),
-    runs its steps, and the account goes on to `next` once every path is done."""
-
-    type: Literal["people_split"]
-    paths: list[PeoplePath] = Field(min_length=1, max_length=MAX_PEOPLE_PATHS)
-    otherwise: PeopleOtherwise = Field(default_factory=PeopleOtherwise, description="people no path takes")
-    next: NodeId
-
-    def path_names(self) -> list[str]:
-        """Each path's name, then 'otherwise': what the event log's person_path rows say."""
-        return [path.name or f"path-{index + 1}" for index, path in enumerate(self.paths)] + ["otherwise"]
-
-    def all_steps(self) -> list[list[PersonEmail | AssignRole | UpdatePerson]]:
-        """The steps of each path, then those of `otherwise`, in the order path_names gives."""
-        return [list(path.steps) for path in self.paths] + [list(self.otherwise.steps)]
-
-
-GROUP_CHANGES = ("stage", "status", "completeness", "engagement", "member_added", "member_removed")
-THRESHOLDS = frozenset({"completeness", "engagement"})
-MEMBER_CHANGES = frozenset({"member_added", "member_removed"})
-
-
-class Change(Strict):
-    """What a wait_for_change node waits for: one subject (an account field, a field of any person of the account,
-    or something of the buying group) and, where it applies, the value it must change to, a threshold or a role."""
-
-    account: str | None = Field(None, description="an account field (industry, employees, ...) or attributes.<name>")
-    person: str | None = Field(None, description="a field of any person of the account, or attributes.<name>")
-    buying_group: str | None = Field(
-        None, description="what of the buying group changes", json_schema_extra={"enum": list(GROUP_CHANGES)}
-    )
-    to: str | int | float | bool | None = Field(None, description="the value it must change to; left out: any change")
-    at_least: float | None = Field(
-        None, description="completeness or engagement: 0-100", json_schema_extra={"minimum": 0, "maximum": 100}
-    )
-    role: str | None = Field(None, min_length=1, description="member_added or member_removed: only this role")
-
-    @field_validator("buying_group")
-    @classmethod
-    def _known_change(cls, value: str | None) -> str | None:
-        if value is not None and value not in GROUP_CHANGES:
-            hint = did_you_mean(value, GROUP_CHANGES)
-            raise ValueError(f"unknown buying group change '{value}'{hint}; expected one of {', '.join(GROUP_CHANGES)}")
-        return value
-
-    @field_validator("at_least")
-    @classmethod
-    def _percent(cls, value: float | None) -> float | None:
-        if value is not None and not 0 <= value <= 100:
-            raise ValueError(f"must be between 0 and 100, got {value:g}")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Change:
-        subjects = [name for name in ("account", "person", "buying_group") if getattr(self, name) is not None]
-        if len(subjects) != 1:
-            raise ValueError("give exactly one of 'account', 'person' or 'buying_group': what to wait for")
-        group = self.buying_group
-        if "to" in self.model_fields_set and self.to is None:
-            raise ValueError("'to: null' is not a value to wait for; leave 'to' out to wait for any change")
-        if self.to is not None and group is not None and group not in ("stage", "status"):
-            raise ValueError(f"'to' applies to account and person fields and buying_group stage or status, not {group}")
-        if (group in THRESHOLDS) != (self.at_least is not None):
-            raise ValueError(
-                f"buying_group {group} needs 'at_least' (percent)"
-                if group in THRESHOLDS
-                else "'at_least' applies only to buying_group completeness or engagement"
-            )
-        if self.role is not None and group not in MEMBER_CHANGES:
-            raise ValueError("'role' applies only to buying_group member_added or member_removed")
-        return self
-
-    @model_serializer(mode="wrap")
-    def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
-        """Only the keys given: a Plan read back (in the workflow) validates as the file did."""
-        data = handler(self)
-        return {key: value for key, value in data.items() if value is not None} if isinstance(data, dict) else data
-
-    @property
-    def subject(self) -> str:
-        """ "account.industry", "person.job_title", "buying_group.stage": what the change is about."""
-        for name in ("account", "person", "buying_group"):
-            value = getattr(self, name)
-            if value is not None:
-                return f"{name}.{value}"
-        raise AssertionError("a change always has a subject")
-
-    def describe(self) -> str:
-        """What the node waits for, as an operator reads it: "account.industry -> 'Biotech'"."""
-        group = self.buying_group
-        if group in THRESHOLDS:
-            return f"{self.subject} >= {self.at_least:g}"
-        if group in MEMBER_CHANGES:
-            who = f"a {self.role}" if self.role else "a person"
-            return f"{who} {'added to' if group == 'member_added' else 'removed from'} the buying group"
-        if self.to is not None:
-            return f"{self.subject} -> {self.to!r}"
-        return f"any change of {self.subject}"
-
-
-class WaitForChange(NodeBase):
-    """Wait, driven by the change events that imports, upserts and the engine record, for a change of the account,
-    one of its people or its buying group; on_timeout when none comes in time."""
-
-    type: Literal["wait_for_change"]
-    change: Change
-    timeout: Duration
-    on_change: NodeId
-    on_timeout: NodeId
-
-
 class AddToJourney(NodeBase):
     """Start the account in another journey of the folder (its latest published version), when that journey's
     audience and re-entry rule let it in; the account goes on to `next` whatever the answer (logged as the branch)."""
@@ -592,6 +418,7 @@ class JourneyHeader(Strict):
     audience: Audience
     solution_interest: str | None = None
     send_window: Cron | None = Field(None, description="emails wait until this cron window, account time zone")
+    schedule: Schedule | None = Field(None, description="when entry opens and closes by itself (ISO 8601)")
     start: NodeId
     nodes: list[Any] = Field(min_length=1)
 

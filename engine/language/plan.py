@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler
 
 from engine.language.limits import LimitsFile
 from engine.language.model import Audience, Node, RoleTemplate, Service, SolutionInterest, Stages
+from engine.language.schedule_model import Schedule
 
 
 class Edge(BaseModel):
@@ -44,6 +45,7 @@ class Plan(BaseModel):
     services: dict[str, Service] = Field(default_factory=dict)
     custom_account_attributes: list[str] = Field(default_factory=list)
     limits: LimitsFile | None = Field(None, description="the workspace's limits.yaml, pinned like its services")
+    schedule: Schedule | None = Field(None, description="when entry opens and closes (journey header)")
 
     @model_serializer(mode="wrap")
     def _without_unused(self, handler: SerializerFunctionWrapHandler) -> Any:
@@ -51,6 +53,8 @@ class Plan(BaseModel):
         data = handler(self)
         if isinstance(data, dict) and self.limits is None:
             data.pop("limits", None)
+        if isinstance(data, dict) and self.schedule is None:  # likewise for journeys without a schedule
+            data.pop("schedule", None)
         return data
 
     def content_hash(self) -> str:

@@ -70,7 +70,7 @@ def check(
     for name_node in tree.find_all(nodes.Name):
         if name_node.ctx == "load":
             first_use.setdefault(name_node.name, name_node.lineno)
-    for name in sorted(meta.find_undeclared_variables(tree)):
+    for name in sorted(_undeclared(tree, env)):
         if name == "buying_group" and not with_buying_group:
             message = "'buying_group' is not available: give the journey a solution_interest"
             problems.append((first_use.get(name, 1), message))
@@ -79,6 +79,17 @@ def check(
             problems.append((first_use.get(name, 1), message))
     problems.extend(attribute_problems(tree, variables))
     return sorted(problems)
+
+
+def _undeclared(tree: nodes.Template, env: ImmutableSandboxedEnvironment) -> set[str]:
+    """The variables the template reads from its context. Only statements ({% set %}, {% for %}, macros, ...)
+    declare names, so a template of text and {{ expressions }} (every subject line) reads the names it loads,
+    but Jinja's globals and 'self'; for the others, Jinja's own analysis, which compiles the template, decides."""
+    found = list(tree.find_all(nodes.Node))
+    if any(isinstance(node, nodes.Stmt) and not isinstance(node, nodes.Output) for node in found):
+        return meta.find_undeclared_variables(tree)
+    loaded = {node.name for node in found if isinstance(node, nodes.Name) and node.ctx == "load"}
+    return loaded - set(env.globals) - {"self"}
 
 
 def render(source: str, html: bool, context: Mapping[str, Any]) -> str:

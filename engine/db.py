@@ -341,6 +341,22 @@ class JourneyVersion(SQLModel, table=True):
     published_at: datetime = _when(nullable=False, default=utcnow)
 
 
+class JourneyStatus(SQLModel, table=True):
+    """A published journey's lifecycle state (engine/runtime/journey_state.py): live, closed, stopped or finished,
+    who changed it last and why, and its entry schedule as last published. Each change is also in the event log
+    (`journey_state_changed`). A journey published before this table existed has no row and counts as live."""
+
+    __tablename__ = "journey_state"
+    journey_id: str = Field(primary_key=True)
+    state: str = Field(max_length=16, description="live | closed | stopped | finished")
+    changed_at: datetime = _when(nullable=False, default=utcnow)
+    changed_by: str
+    reason: str | None = None
+    changes: int = Field(default=1, description="how many changes so far: numbers each change's event-log key")
+    schedule_start: datetime | None = _when(nullable=True)
+    schedule_end: datetime | None = _when(nullable=True)
+
+
 class Suppression(SQLModel, table=True):
     """An address that is never emailed again, kept after its person was erased (`journey forget`). Only its
     digest is stored (email_digest), so the record names nobody, yet a later send, import or event carrying

@@ -30,7 +30,7 @@ from engine.context import account_data
 from engine.db import Account, ActivityEvent, engine_key, utcnow
 from engine.language import conditions
 from engine.language.plan import Plan
-from engine.runtime import publish, temporal
+from engine.runtime import journey_state, publish, temporal
 from engine.workflow.contracts import OperatorRequest, OperatorResult
 from engine.workflow.journey_contracts import (
     AddOutcome,
@@ -62,8 +62,9 @@ class JourneyChangeActivities:
     @activity.defn(name="add_to_journey")
     @heartbeating
     async def add_to_journey(self, request: AddToJourneyRequest) -> AddToJourneyResult:
-        """Start the target's latest published version for the account, unless the target is not published, the
-        account already runs it, its audience leaves the account out or its re-entry rule refuses it again."""
+        """Start the target's latest published version for the account, unless the target takes no entries (not
+        published, closed, stopped, finished, outside its schedule), the account already runs it, its audience
+        leaves the account out or its re-entry rule refuses it again."""
         plan = await asyncio.to_thread(publish.latest_version, self.engine, request.target)
         if plan is None:
             return self._answer(request, "not_live")
@@ -76,6 +77,9 @@ class JourneyChangeActivities:
                 return self._answer(request, "added", str(memo.get("version")))
             if found.status == WorkflowExecutionStatus.RUNNING:
                 return self._answer(request, "already_in")
+        # Closed, stopped, finished, or outside its schedule (judged at the node's time, as the audience is).
+        if await asyncio.to_thread(journey_state.entry_refusal, self.engine, request.target, request.occurred_at):
+            return self._answer(request, "not_live")
         refused = await asyncio.to_thread(_refusal, self.engine, plan, request.account_id, request.occurred_at)
         if refused is not None:
             return self._answer(request, refused)

@@ -7,16 +7,17 @@ re-entry is decided from the event log's `journey_entered` records).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
@@ -24,13 +25,14 @@ from engine.context import account_data
 from engine.db import Account, ActivityEvent, JourneyAccount, JourneyVersion, engine_key, utcnow
 from engine.language import conditions
 from engine.language.plan import Plan
-from engine.runtime import temporal
+from engine.runtime import journey_state, temporal
 from engine.workflow import details
 from engine.workflow.contracts import JourneyInput, JourneySettings
 from engine.workflow.launcher import LauncherInput
 
 CONCURRENT_STARTS = 20
 ENTRY_BATCH = 200  # journey_entered rows written together as starts complete
+ENTRY_RECHECK = 1.0  # seconds between checks, during a launch, that the journey still takes entries
 
 
 @dataclass
@@ -41,6 +43,7 @@ class PublishSummary:
     started: list[str] = field(default_factory=list)
     already_running: list[str] = field(default_factory=list)
     excluded_by_reentry: list[str] = field(default_factory=list)
+    not_open: str | None = None  # why nobody was started: the journey takes no entries now (journey_state.py)
 
 
 def store_version(engine: Engine, plan: Plan) -> None:
@@ -105,10 +108,33 @@ async def publish(
     settings: JourneySettings | None = None,
     task_queue: str = temporal.TASK_QUEUE,
     progress: Callable[[int], None] | None = None,
+    by: str = "publish",
+    now: datetime | None = None,
 ) -> PublishSummary:
-    """Store the version and start the journey for every account in its audience that may enter."""
+    """Make the journey live (a closed, stopped or finished one is refused: journey_state.JourneyStateError), store
+    the version, and start the journey for every account in its audience that may enter now."""
+    moment = now or utcnow()
+    await asyncio.to_thread(journey_state.make_live, engine, plan, by, moment)
     store_version(engine, plan)
-    to_start, excluded = await asyncio.to_thread(audience, engine, plan)
+    return await launch(client, engine, plan, settings, task_queue, progress, moment)
+
+
+async def launch(
+    client: Client,
+    engine: Engine,
+    plan: Plan,
+    settings: JourneySettings | None = None,
+    task_queue: str = temporal.TASK_QUEUE,
+    progress: Callable[[int], None] | None = None,
+    at: datetime | None = None,
+) -> PublishSummary:
+    """Start a stored version for every account in its audience that may enter at `at`, when the journey takes
+    entries then (live, inside its schedule); otherwise start nobody and say why."""
+    at = at or utcnow()
+    refusal = await asyncio.to_thread(journey_state.entry_refusal, engine, plan.journey, at)
+    if refusal is not None:
+        return PublishSummary(plan.journey, plan.version, not_open=refusal)
+    to_start, excluded = await asyncio.to_thread(audience, engine, plan, at)
     summary = PublishSummary(plan.journey, plan.version, len(to_start) + len(excluded), excluded_by_reentry=excluded)
     # The database work around the starts is done in bulk, so publishing goes at the server's start rate:
     # names and owners read at once, memberships written before any start (see JourneyAccount), entries
@@ -117,9 +143,15 @@ async def publish(
     await asyncio.to_thread(_remember_members, engine, plan.journey, to_start)
     limit = asyncio.Semaphore(CONCURRENT_STARTS)
     entries: list[tuple[str, str]] = []
+    gate = _EntryGate(engine, plan.journey, at)
 
     async def start_one(account_id: str) -> None:
         async with limit:
+            if (refusal := await gate.refusal()) is not None:  # closed or stopped while this launch was under way
+                summary.not_open = refusal
+                if progress is not None:
+                    progress(1)
+                return
             name, owner = shown.get(account_id, (None, None))
             run = await _start(client, plan, account_id, settings or JourneySettings(), task_queue, name, owner)
             (summary.started if run else summary.already_running).append(account_id)
@@ -203,20 +235,51 @@ async def _start(
     return f"{workflow_id}/{handle.result_run_id}"
 
 
-async def start_launcher(client: Client, plan: Plan, task_queue: str = temporal.TASK_QUEUE) -> bool:
-    """Start the journey's audience-refresh launcher when it has a `refresh` cron; a running one is kept
-    (it reads the latest version at each wake-up)."""
-    if plan.audience.refresh is None:
-        return False
-    await client.start_workflow(
+async def start_launcher(
+    client: Client, plan: Plan, task_queue: str = temporal.TASK_QUEUE, now: datetime | None = None
+) -> WorkflowHandle[Any, Any] | None:
+    """Start the journey's launcher when it has a `refresh` cron or a schedule still to come; None when it needs
+    none. A running refresh-only launcher is kept (it reads the latest version at each wake-up); a scheduled one is
+    replaced, so a start or end moved earlier wakes it in time (a launcher interrupted mid-launch loses nothing:
+    starts are idempotent)."""
+    moment = now or utcnow()
+    opens = plan.schedule.start if plan.schedule is not None else None
+    closes = plan.schedule.end if plan.schedule is not None else None
+    opens = opens if opens is not None and opens > moment else None
+    closes = closes if closes is not None and closes > moment else None
+    if plan.audience.refresh is None and opens is None and closes is None:
+        return None
+    scheduled = opens is not None or closes is not None
+    refresh = f"audience refresh of {plan.name} ({plan.audience.refresh})"
+    return await client.start_workflow(
         "JourneyLauncher",
-        LauncherInput(journey_id=plan.journey, refresh=plan.audience.refresh),
+        LauncherInput(journey_id=plan.journey, refresh=plan.audience.refresh, opens_at=opens, closes_at=closes),
         id=temporal.launcher_id(plan.journey),
         task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary=f"audience refresh of {plan.name} ({plan.audience.refresh})",
+        id_conflict_policy=(
+            WorkflowIDConflictPolicy.TERMINATE_EXISTING if scheduled else WorkflowIDConflictPolicy.USE_EXISTING
+        ),
+        static_summary=refresh if plan.audience.refresh else f"entry schedule of {plan.name}",
     )
-    return True
+
+
+class _EntryGate:
+    """Whether entry is still open, asked again at most once a second while a large audience starts: a journey
+    closed or stopped meanwhile starts nobody more (the accounts already started keep running)."""
+
+    def __init__(self, engine: Engine, journey_id: str, at: datetime) -> None:
+        self.engine, self.journey_id, self.at = engine, journey_id, at
+        self.began = self.checked = time.monotonic()
+        self.answer: str | None = None
+        self.lock = asyncio.Lock()
+
+    async def refusal(self) -> str | None:
+        async with self.lock:
+            if self.answer is None and time.monotonic() - self.checked >= ENTRY_RECHECK:
+                self.checked = time.monotonic()
+                moment = self.at + timedelta(seconds=self.checked - self.began)
+                self.answer = await asyncio.to_thread(journey_state.entry_refusal, self.engine, self.journey_id, moment)
+            return self.answer
 
 
 def _chunks(items: Sequence[str], size: int = 1000) -> list[Sequence[str]]:

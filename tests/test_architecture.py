@@ -47,6 +47,14 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "activities",
         *FOUNDATION,
     ),
+    "engine.simulate": (
+        "engine.simulate",
+        "engine.analytics",
+        "engine.runtime",
+        "engine.workflow.contracts",
+        "activities",
+        *FOUNDATION,
+    ),
     "engine.cli": ("engine", "activities"),
     "engine": (),  # engine/__init__.py
     "worker": ("engine.runtime", "engine.db", "engine.logs", "activities"),

@@ -5,7 +5,20 @@ from __future__ import annotations
 import os
 import sys
 
-from engine.cli import analytics, buying_groups, data, imports, journeys, operators, privacy, run, service
+from engine.cli import (
+    analytics,
+    buying_groups,
+    data,
+    diff,
+    imports,
+    journeys,
+    lifecycle,
+    operators,
+    privacy,
+    run,
+    service,
+    simulate,
+)
 from engine.cli.common import group
 
 app = group(
@@ -14,7 +27,7 @@ app = group(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for commands in (journeys, data, imports, run, buying_groups, operators, service, privacy):
+for commands in (journeys, data, imports, run, diff, lifecycle, buying_groups, operators, service, privacy, simulate):
     commands.register(app)
 app.add_typer(analytics.app, name="analytics")
 

@@ -63,6 +63,8 @@ def publish_command(
         f"the audience, {len(summary['started'])} started, {len(summary['already_running'])} already "
         f"running, {len(summary['excluded_by_reentry'])} excluded by re-entry ({plan.audience.reentry})"
     )
+    if summary["not_open"]:
+        out().print(f"nobody started: {markup_free(summary['not_open'])}")
     if plan.audience.refresh:
         out().print(
             f"audience refresh: launcher {temporal.launcher_id(plan.journey)} on '{plan.audience.refresh}' (UTC)"
@@ -82,7 +84,8 @@ async def _publish_with(temporal_client: Client, engine: Engine, plan: Plan, qui
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.runtime import publish, search_attributes
+    from engine.cli import diff, lifecycle
+    from engine.runtime import journey_state, publish, search_attributes
 
     if missing := await search_attributes.missing(temporal_client):
         # Journeys would start and then fail every workflow task on their first search-attribute write.
@@ -92,13 +95,21 @@ async def _publish_with(temporal_client: Client, engine: Engine, plan: Plan, qui
             file=sys.stderr,
         )
         raise typer.Exit(1)
+    # What this version changes, printed before anyone starts (read before the new version is stored).
+    changes, impact, problem = await diff.changes_with(temporal_client, engine, plan)
+    if not quiet:
+        diff.show(changes, impact, problem)
     to_start, _ = await asyncio.to_thread(publish.audience, engine, plan)
     columns = (TextColumn("starting {task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err(), disable=quiet) as progress:
         task = progress.add_task(plan.journey, total=len(to_start))
-        summary = await publish.publish(
-            temporal_client, engine, plan, progress=lambda done: progress.advance(task, done)
-        )
+        try:
+            summary = await publish.publish(
+                temporal_client, engine, plan, progress=lambda done: progress.advance(task, done), by=lifecycle.who()
+            )
+        except journey_state.JourneyStateError as error:
+            print(f"journey publish: {error}", file=sys.stderr)
+            raise typer.Exit(1) from None
     await publish.start_launcher(temporal_client, plan)
     return {
         "journey": summary.journey,
@@ -107,6 +118,8 @@ async def _publish_with(temporal_client: Client, engine: Engine, plan: Plan, qui
         "started": summary.started,
         "already_running": summary.already_running,
         "excluded_by_reentry": summary.excluded_by_reentry,
+        "not_open": summary.not_open,
+        "changes": diff.changes_json(changes, impact, problem),
     }
 
 

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -72,14 +73,17 @@ async def running_worker(
     engine: Engine,
     delivery: Delivery,
     task_queue: str = temporal.TASK_QUEUE,
+    services: ServiceActivities | None = None,
+    http: httpx.AsyncClient | None = None,
     **options: Any,
 ) -> AsyncIterator[Worker]:
-    """A started worker; leaving the block drains it and closes what the activities opened."""
+    """A started worker; leaving the block drains it and closes what the activities opened. `services` and `http`
+    (the CRM webhook's client) replace the real outside calls: `journey simulate` answers them itself."""
     accounts = AccountActivities(engine)
-    services = ServiceActivities()
+    services = services or ServiceActivities()
     email = EmailActivities(engine, delivery)
     launcher = LauncherActivities(client, engine, task_queue)
-    groups = BuyingGroupActivities(engine, delivery)
+    groups = BuyingGroupActivities(engine, delivery, http)
     scores = ScoresActivities(engine, groups)
     changes = BuyingGroupChangeActivities(engine, groups)
     people = PeopleActivities(engine, groups)
@@ -100,6 +104,7 @@ async def running_worker(
             email.send_email,
             services.call_service,
             launcher.launch_audience,
+            launcher.launch_scheduled,
             groups.assign,
             groups.load,
             groups.handoff,
@@ -113,8 +118,7 @@ async def running_worker(
             journey_changes.remove_from_journey,
             scores.recompute_scores,
         ],
-        workflow_runner=temporal.sandbox_runner(),
-        **(slots_from_env() | options),
+        **({"workflow_runner": temporal.sandbox_runner()} | slots_from_env() | options),
     )
     try:
         async with worker:

@@ -3,6 +3,8 @@ one journey file. Everything heavy is imported when a command asks for it, never
 
 from __future__ import annotations
 
+import getpass
+import os
 import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -25,6 +27,14 @@ EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 
 T = TypeVar("T")
+
+
+BY = typer.Option(None, "--by", help="who you are (default: $JOURNEY_OPERATOR or your login name)")
+
+
+def operator_name(by: str | None = None) -> str:
+    """Who acts, for the event log: --by, else $JOURNEY_OPERATOR, else the login name."""
+    return by or os.environ.get("JOURNEY_OPERATOR") or getpass.getuser()
 
 
 def group(help: str, **settings: Any) -> typer.Typer:

@@ -3,7 +3,6 @@ marketer ends one: close (nobody new enters, accounts in it finish) and stop (ev
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -13,7 +12,18 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from engine.cli.common import EXIT_USAGE, client, data_table, database, err, markup_free, out, run_async
+from engine.cli.common import (
+    BY,
+    EXIT_USAGE,
+    client,
+    data_table,
+    database,
+    err,
+    markup_free,
+    operator_name,
+    out,
+    run_async,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -21,13 +31,6 @@ if TYPE_CHECKING:
 
     from engine.runtime.journey_listing import JourneyListing
     from engine.runtime.journey_stop import StopSummary
-
-BY = typer.Option(None, "--by", help="who you are (default: $JOURNEY_OPERATOR or your login name)")
-
-
-def who(by: str | None = None) -> str:
-    """Who acts: --by, $JOURNEY_OPERATOR or the login name (as the operators' commands say it)."""
-    return by or os.environ.get("JOURNEY_OPERATOR") or getpass.getuser()
 
 
 def list_command(
@@ -134,7 +137,7 @@ def close_command(
 
     with database() as engine:
         try:
-            changed = journey_state.close(engine, journey, who(by), reason, utcnow())
+            changed = journey_state.close(engine, journey, operator_name(by), reason, utcnow())
         except journey_state.JourneyStateError as error:
             print(f"journey close: {error}", file=sys.stderr)
             raise typer.Exit(1) from None
@@ -164,7 +167,7 @@ def stop_command(
             )
             raise typer.Exit(EXIT_USAGE)
         typer.confirm(f"Stop '{journey}' and cancel every account in it?", abort=True)
-    summary = run_async(_stop(journey, who(by), reason, quiet=as_json))
+    summary = run_async(_stop(journey, operator_name(by), reason, quiet=as_json))
     if as_json:
         print(json.dumps(summary.__dict__, indent=2))
     else:

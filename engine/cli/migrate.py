@@ -3,14 +3,12 @@ older versions to the new one where they wait (engine/runtime/migrate.py); the d
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.common import client, database, err, markup_free, out, run_async
+from engine.cli.common import client, database, err, markup_free, operator_name, out, run_async
 
 if TYPE_CHECKING:
     from engine.language.plan import Plan
@@ -35,8 +33,9 @@ def dry_run(plan: Plan, mapping: dict[str, str], as_json: bool) -> None:
 
 def migrate_running(plan: Plan, mapping: dict[str, str], by: str | None, reason: str, as_json: bool) -> dict[str, Any]:
     """Move the accounts that can move; print the outcome (unless JSON is wanted: then it is returned)."""
-    who = by or os.environ.get("JOURNEY_OPERATOR") or getpass.getuser()
-    moves = run_async(_move(plan, mapping, who, reason or f"moved to version {plan.version}", quiet=as_json))
+    moves = run_async(
+        _move(plan, mapping, operator_name(by), reason or f"moved to version {plan.version}", quiet=as_json)
+    )
     if not as_json:
         _print(moves, as_json=False, dry=False)
     return moves.as_json()

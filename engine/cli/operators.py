@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import sys
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.common import client, data_table, group, markup_free, out, run_async
+from engine.cli.common import BY, client, data_table, group, markup_free, operator_name, out, run_async
 
 if TYPE_CHECKING:
     from engine.runtime.operators import Outcome, Parked
@@ -25,7 +24,6 @@ JOURNEY = typer.Option(None, "--journey", "-j", help="journey id")
 NODE = typer.Option(None, "--node", "-n", help="node id: every running account of the journey parked there")
 OLDER = typer.Option(None, "--older-than", help="only accounts at their node for longer than this (e.g. 3d)")
 AS_JSON = typer.Option(False, "--json", help="print JSON")
-BY = typer.Option(None, "--by", help="who you are (default: $JOURNEY_OPERATOR or your login name)")
 
 
 def _duration(text: str | None) -> timedelta | None:
@@ -172,8 +170,7 @@ def _request(by: str | None, reason: str, to: str | None = None, timeout: bool =
     """Who acts (--by, $JOURNEY_OPERATOR or the login name) and why, as the workflow's update takes it."""
     from engine.workflow.contracts import OperatorRequest
 
-    who = by or os.environ.get("JOURNEY_OPERATOR") or getpass.getuser()
-    return OperatorRequest(by=who, reason=reason, to=to, timeout=timeout)
+    return OperatorRequest(by=operator_name(by), reason=reason, to=to, timeout=timeout)
 
 
 def skip_command(

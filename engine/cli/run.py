@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from engine.cli.common import client, database, err, markup_free, one_plan, out, run_async
+from engine.cli.common import BY, client, database, err, markup_free, one_plan, operator_name, out, run_async
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -38,7 +38,7 @@ def publish_command(
     migrate: bool = typer.Option(False, "--migrate", help="then move accounts running older versions to this one"),
     maps: list[str] = typer.Option([], "--map", help="with --migrate: OLD_NODE=NEW_NODE for a renamed wait"),
     dry_run: bool = typer.Option(False, "--dry-run", help="with --migrate: print who would move where, do nothing"),
-    by: str | None = typer.Option(None, "--by", help="with --migrate: who moves them (default: $JOURNEY_OPERATOR)"),
+    by: str | None = BY,
     reason: str = typer.Option("", "--reason", help="with --migrate: why (kept in the event log)"),
 ) -> None:
     """Compile, store the version, and start the journey for every account of its audience (idempotent)."""
@@ -52,7 +52,7 @@ def publish_command(
     if dry_run:
         migration.dry_run(plan, mapping, as_json)
         return
-    summary = run_async(_publish(plan, quiet=as_json))
+    summary = run_async(_publish(plan, operator_name(by), quiet=as_json))
     if as_json:
         if migrate:
             summary["migration"] = migration.migrate_running(plan, mapping, by, reason, as_json=True)
@@ -73,18 +73,18 @@ def publish_command(
         migration.migrate_running(plan, mapping, by, reason, as_json=False)
 
 
-async def _publish(plan: Plan, quiet: bool) -> dict[str, Any]:
+async def _publish(plan: Plan, by: str, quiet: bool) -> dict[str, Any]:
     with database() as engine:
         temporal_client = await client(engine)
-        return await _publish_with(temporal_client, engine, plan, quiet)
+        return await _publish_with(temporal_client, engine, plan, by, quiet)
 
 
-async def _publish_with(temporal_client: Client, engine: Engine, plan: Plan, quiet: bool) -> dict[str, Any]:
+async def _publish_with(temporal_client: Client, engine: Engine, plan: Plan, by: str, quiet: bool) -> dict[str, Any]:
     import asyncio
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from engine.cli import diff, lifecycle
+    from engine.cli import diff
     from engine.runtime import journey_state, publish, search_attributes
 
     if missing := await search_attributes.missing(temporal_client):
@@ -105,7 +105,7 @@ async def _publish_with(temporal_client: Client, engine: Engine, plan: Plan, qui
         task = progress.add_task(plan.journey, total=len(to_start))
         try:
             summary = await publish.publish(
-                temporal_client, engine, plan, progress=lambda done: progress.advance(task, done), by=lifecycle.who()
+                temporal_client, engine, plan, progress=lambda done: progress.advance(task, done), by=by
             )
         except journey_state.JourneyStateError as error:
             print(f"journey publish: {error}", file=sys.stderr)

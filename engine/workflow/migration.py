@@ -15,7 +15,7 @@ from temporalio import workflow
 from engine.language.model import NodeBase
 from engine.language.plan import Plan
 from engine.workflow.contracts import JourneyState, OperatorRequest
-from engine.workflow.migration_contracts import MigrateRequest, MigrateResult
+from engine.workflow.migration_contracts import MigrateOutcome, MigrateRequest, MigrateResult
 from engine.workflow.operator_updates import OperatorUpdates
 from engine.workflow.state import shared_plan
 
@@ -99,13 +99,13 @@ class Migrations(OperatorUpdates):
         if self._migration_due():
             self._answer_migration("not_moved", None, "not moved: its journey ended first")
 
-    def _answer_migration(self, outcome: str, to_node: str | None, message: str) -> None:
+    def _answer_migration(self, outcome: MigrateOutcome, to_node: str | None, message: str) -> None:
         request = self._migration
         assert request is not None
         self._migrated = MigrateResult(
             journey_id=self._plan().journey,
             account_id=self._input_().account_id,
-            outcome="moved" if outcome == "moved" else "not_moved",
+            outcome=outcome,
             from_version=self._plan().version,
             to_version=request.plan.version,
             from_node=self._node().id,

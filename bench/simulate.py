@@ -6,7 +6,8 @@ The accounts and people are the demo set of `journey dev` (engine/dev/demo_data.
 audience and written to an accounts file;
 the scenario has demo requests (40% of accounts after 3 days, 20% more after 12), new people filling a form, and
 the LinkedIn service answering. The time is the whole `engine.simulate.runner.run`: sandbox database, time-skipping
-server, worker, every account through the journey, events at their simulated times.
+server, worker, every account through the journey, events at their simulated times. Logging is set up as
+`journey simulate` sets it up (warnings and errors, unless JOURNEY_LOG_LEVEL says otherwise).
 Last line: `simulate N accounts Dd: X.X s`.
 """
 
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import textwrap
 from pathlib import Path
 
 from ruamel.yaml import YAML
 
+from engine import logs
 from engine.dev.demo_data import build_demo_set
 from engine.language.compiler import compile_file
 from engine.simulate import report
@@ -90,4 +93,5 @@ if __name__ == "__main__":
     parser.add_argument("--accounts", type=int, default=300)
     parser.add_argument("--days", type=int, default=60)
     arguments = parser.parse_args()
+    logs.configure(level=os.environ.get("JOURNEY_LOG_LEVEL", "WARNING"))
     asyncio.run(main(arguments.accounts, arguments.days))

@@ -8,6 +8,10 @@ import sys
 
 import structlog
 
+# A cached logger keeps the set-up of its first use for good; the test suite, which runs commands in-process and
+# captures logs, turns caching off (tests/conftest.py). Uncached, each call looks its module up again.
+CACHE_LOGGERS = True
+
 
 def configure(level: str | None = None, json: bool | None = None) -> None:
     """JOURNEY_LOG_LEVEL (default INFO) and JOURNEY_LOG_FORMAT (json | console; default by terminal)."""
@@ -24,9 +28,11 @@ def configure(level: str | None = None, json: bool | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # Lines under the level are dropped first, before any processor stamps or formats them: a busy worker
+        # makes thousands of info calls a minute that WARNING leaves unwritten.
+        processors=[structlog.stdlib.filter_by_level, *shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     # The Temporal SDK and our workflow/activity loggers use the standard library: same format for them.
     handler = logging.StreamHandler(sys.stderr)

@@ -23,12 +23,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.delivery import OutboxFileDelivery, SmtpDelivery
+from engine import logs
 from engine.db import init_db, make_engine
 from engine.runtime import temporal
 from engine.runtime.workers import running_worker
 from engine.workflow import visibility
 
 REPO = Path(__file__).resolve().parent.parent
+logs.CACHE_LOGGERS = False  # commands run in-process set logging up again and again (engine/logs.py)
 PG_BIN = Path(os.environ.get("JOURNEY_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 

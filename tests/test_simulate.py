@@ -120,7 +120,7 @@ class TestSimulation:
             "wait_demo_again": (2, {"on_timeout": 2}, 0),
             "gate": (1, {"on_complete": 1}, 0),
             "handoff": (1, {"next": 1}, 0),
-            "done": (3, {"end": 3}, 0),
+            "done": (3, {"(ended)": 3}, 0),
         }
         assert summary["accounts"] == {"entered": 3, "not_in_audience": ["tiny"]}
         assert summary["events"] == {"sent": 1, "unmatched": 0}

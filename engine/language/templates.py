@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, meta, nodes
+from jinja2 import StrictUndefined, Template, meta, nodes
 from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -93,4 +93,11 @@ def _undeclared(tree: nodes.Template, env: ImmutableSandboxedEnvironment) -> set
 
 
 def render(source: str, html: bool, context: Mapping[str, Any]) -> str:
-    return environment(html).from_string(source).render(**context)
+    return _compiled(source, html).render(**context)
+
+
+@lru_cache(maxsize=512)
+def _compiled(source: str, html: bool) -> Template:
+    """Compiling a template to Python costs far more than rendering it, and a worker renders the same few
+    subjects and bodies for every person of every account: each is compiled once per process."""
+    return environment(html).from_string(source)

@@ -11,6 +11,7 @@ from sqlalchemy import select as sql_select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
+from engine.analytics.nodes import ENDED
 from engine.db import ActivityEvent, OutboxMessage
 
 TIMEOUT_BRANCH = "on_timeout"
@@ -73,6 +74,8 @@ def read_outcome(engine: Engine, journey: str, handoff_nodes: set[str], ended_no
                 outcome.handoffs.append((account, node, after))
         else:
             branch = str((payload or {}).get("branch") or "next")
+            if node in ended_nodes:
+                branch = ENDED  # labelled as `journey analytics nodes` labels it
             outcome.left[node][branch] += 1
             if branch == TIMEOUT_BRANCH:
                 outcome.timed_out[node].add(account)

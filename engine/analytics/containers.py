@@ -51,7 +51,10 @@ class Filters:
 @dataclass(frozen=True)
 class Population:
     container: Container
-    id: ColumnElement[Any]  # the container's id for each event row
+    # The key of each event row's container, which reports group and join on: a plain column (the person's
+    # id, the group's id), never an expression, so the database can use its indexes. Reports count
+    # containers and never show this key.
+    id: ColumnElement[Any]
     source: FromClause
     conditions: tuple[ColumnElement[bool], ...]
 
@@ -103,17 +106,18 @@ def population(container: Container, filters: Filters) -> Population:
         case Container.account:
             container_id: ColumnElement[Any] = event_account
         case Container.person:
-            container_id = cast(col(ActivityEvent.person_id), String)
-            conditions.append(col(ActivityEvent.person_id).is_not(None))
+            container_id = EVENT.c.person_id
+            conditions.append(container_id.is_not(None))
         case Container.buying_group:
             group = BuyingGroup.__table__  # type: ignore[attr-defined]
-            source = EVENT.join(group, group.c.account_id == event_account)
-            container_id = group.c.account_id + literal("/") + group.c.solution_interest_id
-            member = select(literal(1)).where(
-                col(BuyingGroupMember.buying_group_id) == group.c.id,
-                col(BuyingGroupMember.person_id) == col(ActivityEvent.person_id),
+            member = BuyingGroupMember.__table__  # type: ignore[attr-defined]
+            # An outer join on the unique (group, person) pair rather than an EXISTS per event: the database
+            # can hash the members once, and an event still meets each of its groups at most once.
+            source = EVENT.join(group, group.c.account_id == event_account).outerjoin(
+                member, and_(member.c.buying_group_id == group.c.id, member.c.person_id == EVENT.c.person_id)
             )
-            conditions.append(or_(col(ActivityEvent.person_id).is_(None), exists(member)))
+            container_id = group.c.id
+            conditions.append(or_(EVENT.c.person_id.is_(None), member.c.person_id.is_not(None)))
             if filters.solution_interest:
                 conditions.append(group.c.solution_interest_id == filters.solution_interest)
         case Container.opportunity:

@@ -1,8 +1,8 @@
 """The first event of each container matching a selector, in log order: by time, ties by the log's id.
 
 Events are totally ordered by (occurred_at, id), so "after" never confuses two events at the same instant
-and an event never counts twice. Two passes keep both cheap on the (type, account_id, occurred_at) index:
-the earliest time per container, then the smallest id at that time.
+and an event never counts twice. Two passes keep both cheap on the (type, container, occurred_at) indexes
+(engine/db.py): the earliest time per container, then the smallest id at that time.
 """
 
 from __future__ import annotations

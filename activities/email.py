@@ -160,7 +160,7 @@ class EmailActivities:
             if suppressed_emails(session, [recipient.email]):  # erased while this batch was being sent
                 _logger(request).info("email.skipped", person=recipient.id, reason="erased")
                 return "skipped_erased"
-            subject, html, text = self._render(request, account, recipient)
+            subject, html, text = self._render(request, account, recipient, key)
             html = self._tracked(html, request, recipient, key)
             if row is None:
                 row = OutboxMessage(
@@ -210,14 +210,14 @@ class EmailActivities:
         return "sent"
 
     def _render(
-        self, request: SendEmailRequest, account: dict[str, Any], recipient: _Recipient
+        self, request: SendEmailRequest, account: dict[str, Any], recipient: _Recipient, key: str
     ) -> tuple[str, str, str]:
         context = {
             "account": account,
             "person": recipient.data,
             "journey": {"id": request.journey_id, "name": request.journey_name, "version": request.version},
             "buying_group": request.buying_group.as_data() if request.buying_group is not None else None,
-            "unsubscribe_url": self.unsubscribe_url(recipient.email, recipient.id),
+            "unsubscribe_url": self.unsubscribe_url(recipient.email, recipient.id, _sent_by(request, key)),
         }
         try:
             return render_message(request.subject, request.html_template, request.text_template, context)
@@ -225,11 +225,12 @@ class EmailActivities:
             # Same templates, same data: a retry would fail the same way.
             raise _permanent(request, f"template failed for person {recipient.id}: {error}", "TemplateError") from None
 
-    def unsubscribe_url(self, email: str, person_id: int | None = None) -> str:
+    def unsubscribe_url(self, email: str, person_id: int | None = None, sent_by: dict[str, str] | None = None) -> str:
         """The signed one-click link (`/u/<token>`) when JOURNEY_PUBLIC_URL is set, else a mailto: link
-        (RFC 6068) that asks the unsubscribe mailbox to drop `email`."""
+        (RFC 6068) that asks the unsubscribe mailbox to drop `email`. `sent_by` names the message, journey and
+        node the link goes out in, so the email report can attribute the unsubscribe to them."""
         if self._public() is not None and person_id is not None:
-            return self._public_tokens().url("u", {"p": person_id, "e": email})
+            return self._public_tokens().url("u", {**(sent_by or {}), "p": person_id, "e": email})
         return self.mailto_unsubscribe(email)
 
     def mailto_unsubscribe(self, email: str) -> str:
@@ -248,7 +249,7 @@ class EmailActivities:
         if public is None:
             return html
         tokens = self._public_tokens()
-        base = {"m": key, "a": request.account_id, "j": request.journey_id, "n": request.node_id}
+        base = {**_sent_by(request, key), "a": request.account_id}
         person = {"p": recipient.id, "e": recipient.email}
         links = 0
 
@@ -280,7 +281,7 @@ class EmailActivities:
         mailto = self.mailto_unsubscribe(recipient.email)
         if self._public() is not None:
             # RFC 8058 one-click: mail clients POST `List-Unsubscribe=One-Click` to the https link.
-            one_click = self.unsubscribe_url(recipient.email, recipient.id)
+            one_click = self.unsubscribe_url(recipient.email, recipient.id, _sent_by(request, key))
             message["List-Unsubscribe"] = WireHeader("List-Unsubscribe", [f"<{one_click}>,", f"<{mailto}>"])
             message["List-Unsubscribe-Post"] = WireHeader("List-Unsubscribe-Post", ["List-Unsubscribe=One-Click"])
         else:
@@ -365,6 +366,11 @@ def encoded_words(text: str) -> list[str]:
                 chunks.append(b"")
             chunks[-1] += data
     return [f"=?utf-8?b?{base64.b64encode(chunk).decode('ascii')}?=" for chunk in chunks]
+
+
+def _sent_by(request: SendEmailRequest, key: str) -> dict[str, str]:
+    """What a tracking or unsubscribe token says about the message it came in: its key, journey and node."""
+    return {"m": key, "j": request.journey_id, "n": request.node_id}
 
 
 def _chosen_by_role(request: SendEmailRequest, people: Sequence[Person], roles: dict[int, str]) -> set[int] | None:

@@ -67,7 +67,11 @@ class TestAnalyticsCommand:
                 1,
                 "journey: --since 'last week' is not a date: use YYYY-MM-DD or an ISO time\n",
             ),
-            (["flow", "--dimension", "type"], 2, "journey: give exactly one of --starts-with and --ends-with\n"),
+            (
+                ["flow", "--dimension", "type"],
+                2,
+                "journey: give exactly one of --starts-with, --ends-with and --contains\n",
+            ),
         ],
     )
     def test_mistakes(self, journey: CliRunner, args: list[str], code: int, message: str) -> None:

@@ -73,7 +73,7 @@ class TestRouter:
         ("report", "params", "detail"),
         [
             ("canvas", {"step": "form_fil"}, "selector 'form_fil': unknown event type 'form_fil'"),
-            ("flow", {"dimension": "type"}, "give exactly one of starts_with and ends_with"),
+            ("flow", {"dimension": "type"}, "give exactly one of starts_with, ends_with and contains"),
             ("timeline", {"account": "acme", "since": "yesterday"}, "since 'yesterday' is not a date"),
         ],
     )

@@ -52,6 +52,11 @@ async def send(sender: EmailActivities) -> None:
     await ActivityEnvironment().run(sender.send_email, request())
 
 
+def sent_by(person: int) -> dict[str, str]:
+    """What the tokens of the message `send` mails to `person` say about it."""
+    return {"m": f"{request().key_prefix}/{person}", "j": "re-engage", "n": "checkin"}
+
+
 def header_fields(raw: bytes) -> dict[str, bytes]:
     """Each header field as it came over the wire, folding kept (CRLF + space), by lower-case name."""
     head = raw.split(b"\r\n\r\n", 1)[0]
@@ -80,14 +85,21 @@ class TestListUnsubscribe:
         sender = activities(smtp, acme)
         await send(sender)
         [(_, raw)] = smtp[1].messages
-        one_click = sender.unsubscribe_url("ann@acme.example", person)
+        one_click = sender.unsubscribe_url("ann@acme.example", person, sent_by(person))
         assert len(one_click) > 100  # long enough that the email library used to encode it
         mailto = f"mailto:{OPT_OUT}?subject=unsubscribe%20ann%40acme.example"
         fields = header_fields(raw)
         expected = f"List-Unsubscribe: <{one_click}>,\r\n <{mailto}>"
         assert fields["list-unsubscribe"] == expected.encode()
         assert fields["list-unsubscribe-post"] == b"List-Unsubscribe-Post: List-Unsubscribe=One-Click"
-        assert Tokens(SECRET).read("u", one_click.rpartition("/")[2]) == {"p": person, "e": "ann@acme.example"}
+        # The token names the message it came in, so the email report can attribute the unsubscribe.
+        assert Tokens(SECRET).read("u", one_click.rpartition("/")[2]) == {
+            "p": person,
+            "e": "ann@acme.example",
+            "m": f"{request().key_prefix}/{person}",
+            "j": "re-engage",
+            "n": "checkin",
+        }
 
     async def test_mailto_only(self, smtp: tuple[str, SmtpInbox], acme: Engine) -> None:
         """Without a public URL: the mailto: link alone, and no List-Unsubscribe-Post."""
@@ -109,7 +121,7 @@ class TestListUnsubscribe:
         await send(sender)
         raw = smtp[1].messages[0][1]
         field = header_fields(raw)["list-unsubscribe"]
-        one_click = sender.unsubscribe_url(address, person)
+        one_click = sender.unsubscribe_url(address, person, sent_by(person))
         assert field.split(b"\r\n") == [
             f"List-Unsubscribe: <{one_click}>,".encode(),
             f" <{sender.mailto_unsubscribe(address)}>".encode(),

@@ -17,11 +17,28 @@ class Grain(StrEnum):
     day = "day"
     week = "week"
     month = "month"
+    quarter = "quarter"
+    year = "year"
 
 
 class Direction(StrEnum):
     starts_with = "starts_with"
     ends_with = "ends_with"
+    contains = "contains"  # the milestone in the middle column, paths before and after it
+
+
+class Repeats(StrEnum):
+    """Whether a flow keeps consecutive equal values as separate steps (include) or as one (exclude, as CJA)."""
+
+    include = "include"
+    exclude = "exclude"
+
+
+class Occurrence(StrEnum):
+    """Which of a container's milestone events anchors its flow path."""
+
+    first = "first"
+    last = "last"
 
 
 class Breakdown(StrEnum):

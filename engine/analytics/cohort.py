@@ -3,7 +3,9 @@
 A container joins the cohort of the period in which its `include_min`-th inclusion event happened. In
 period p after that (period 0 is the inclusion period itself) it counts when it had at least `return_min`
 return events in that period, at or after its inclusion. Rolling: it counts in period p only if it met
-the return metric in every period 0..p, so the row shows how many kept coming back.
+the return metric in every period 0..p, so the row shows how many kept coming back. `returns_after_inclusion`
+counts CJA's way instead, churn, latency and side-by-side cohorts (`by`) are further tables: cohort_rows.py and
+cohort_by.py say how.
 """
 
 from __future__ import annotations
@@ -12,29 +14,32 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
 
+from engine.analytics import cohort_by
 from engine.analytics.bounds import MOST_EVENTS_NEEDED, MOST_PERIODS
 from engine.analytics.choices import Container, Grain
+from engine.analytics.cohort_rows import CohortRow, CohortTables, Counting, counted_tables
 from engine.analytics.containers import EVENT, Filters, Population, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
-from engine.analytics.firsts import first_events, later_than
-from engine.analytics.periods import period_after, period_start, periods_between
-from engine.analytics.report import Report, ReportModel
+from engine.analytics.firsts import earlier_than, first_events, later_than
+from engine.analytics.periods import period_start, periods_between
+from engine.analytics.report import Report
 from engine.analytics.selectors import Selector
-from engine.analytics.timing import percent
 from engine.db import ActivityEvent, utcnow
 
+__all__ = ["CohortGroup", "CohortReport", "CohortRow", "cohort"]
 
-class CohortRow(ReportModel):
-    cohort: str  # the period's first day, YYYY-MM-DD
-    size: int
-    counts: list[int]  # per period 0..periods-1
-    percents: list[float | None]
+
+class CohortGroup(CohortTables):
+    """The tables of the containers with one value of the `by` dimension."""
+
+    value: str
 
 
 class CohortReport(Report):
@@ -44,6 +49,17 @@ class CohortReport(Report):
     grain: Grain
     rolling: bool
     rows: list[CohortRow]
+    returns_after_inclusion: bool = False
+    churn: list[CohortRow] | None = None
+    latency: list[CohortRow] | None = None
+    latency_periods: list[int] | None = None  # the latency columns: periods -(N-1)..N-1 around inclusion
+    by: str | None = None
+    split: str | None = None  # the variant_split node of `by: variant`
+    groups: list[CohortGroup] | None = None  # one per value of `by`, sorted, '(none)' last
+
+    def overall(self) -> CohortTables:
+        """The tables of every included container."""
+        return CohortTables(rows=self.rows, churn=self.churn, latency=self.latency)
 
 
 def cohort(
@@ -57,6 +73,12 @@ def cohort(
     include_min: int = 1,
     return_min: int = 1,
     rolling: bool = False,
+    *,
+    returns_after_inclusion: bool = False,
+    churn: bool = False,
+    latency: bool = False,
+    by: str | None = None,
+    split: str | None = None,
 ) -> CohortReport:
     if periods < 1 or include_min < 1 or return_min < 1:
         raise AnalyticsError("periods, include_min and return_min must be at least 1")
@@ -65,46 +87,32 @@ def cohort(
     if max(include_min, return_min) > MOST_EVENTS_NEEDED:
         # A database cannot compare a count with a number past 64 bits (it failed the request): refused plainly.
         raise AnalyticsError(f"include_min and return_min can be at most {MOST_EVENTS_NEEDED:,} events")
+    dimension = cohort_by.dimension(engine, by, split, filters)
     people = population(container, filters)
     inclusion, returning = prepared(engine, people, inclusion), prepared(engine, people, returning)
     dialect = engine.dialect.name
-    occurred: ColumnElement[Any] = EVENT.c.occurred_at
     included = _included(people, inclusion, include_min)
-    members = select(included.c.cid, period_start(included.c.t, grain, dialect).label("cohort"))
-    returned_period = period_start(occurred, grain, dialect)
-    returns = (
-        people.select(included.c.cid, returned_period.label("period"))
-        .join_from(people.source, included, included.c.cid == people.id)
-        .where(returning.condition(), later_than(included))
-        .group_by(included.c.cid, returned_period)
-        .having(func.count() >= return_min)
-    )
+    members = cohort_by.members(included, period_start(included.c.t, grain, dialect), dimension, people, filters)
     with engine.connect() as connection:
-        cohort_of = {cid: date.fromisoformat(start) for cid, start in connection.execute(members)}
-        offsets: dict[str, set[int]] = {}
-        for cid, start in connection.execute(returns):
-            offsets.setdefault(cid, set()).add(periods_between(cohort_of[cid], date.fromisoformat(start), grain))
-    by_cohort: dict[date, list[str]] = {}
-    for cid, start in cohort_of.items():
-        by_cohort.setdefault(start, []).append(cid)
-    rows = []
-    today = utcnow().date()
-    for start, cids in sorted(by_cohort.items()):
-        # A period that has not begun shows 0, whatever the log holds for it (events stamped in the future).
-        counts = [
-            sum(1 for cid in cids if _counts(offsets.get(cid, set()), period, rolling))
-            if period_after(start, period, grain) <= today
-            else 0
-            for period in range(periods)
-        ]
-        rows.append(
-            CohortRow(
-                cohort=start.isoformat(),
-                size=len(cids),
-                counts=counts,
-                percents=[percent(count, len(cids)) for count in counts],
-            )
-        )
+        found = [tuple(row) for row in connection.execute(members)]
+        cohort_of = {row[0]: date.fromisoformat(row[1]) for row in found}
+        after = _returns(people, returning, included, return_min, later_than(included), grain, dialect)
+        returns = _offsets(connection, after, cohort_of, grain)
+        if latency:
+            # Before the inclusion event: only periods before the inclusion period count (period 0 is after it).
+            before = _returns(people, returning, included, return_min, earlier_than(included), grain, dialect)
+            for cid, earlier in _offsets(connection, before, cohort_of, grain).items():
+                returns.setdefault(cid, set()).update(p for p in earlier if p < 0)
+    counting = Counting(grain, periods, rolling, returns_after_inclusion, churn, latency, utcnow().date())
+    overall = counted_tables(cohort_of, returns, counting)
+    groups = None
+    if dimension is not None:
+        values = cohort_by.values_of(engine, found, dimension, container, filters)
+        groups = []
+        for value in cohort_by.ordered(values):
+            members_of = {cid: cohort_of[cid] for cid, texts in values.items() if value in texts}
+            counted = counted_tables(members_of, returns, counting)
+            groups.append(CohortGroup(value=value, rows=counted.rows, churn=counted.churn, latency=counted.latency))
     return CohortReport(
         container=container,
         filters=filters.describe(),
@@ -112,7 +120,14 @@ def cohort(
         returning=f"{returning.label} >= {return_min}",
         grain=grain,
         rolling=rolling,
-        rows=rows,
+        rows=overall.rows,
+        returns_after_inclusion=returns_after_inclusion,
+        churn=overall.churn,
+        latency=overall.latency,
+        latency_periods=counting.latency_periods() if latency else None,
+        by=dimension.name if dimension else None,
+        split=dimension.split if dimension else None,
+        groups=groups,
     )
 
 
@@ -130,5 +145,31 @@ def _included(people: Population, inclusion: Selector, include_min: int) -> CTE:
     return select(ranked.c.cid, ranked.c.t, ranked.c.eid).where(ranked.c.n == include_min).cte("included")
 
 
-def _counts(offsets: set[int], period: int, rolling: bool) -> bool:
-    return all(p in offsets for p in range(period + 1)) if rolling else period in offsets
+def _returns(
+    people: Population,
+    returning: Selector,
+    included: CTE,
+    return_min: int,
+    when: ColumnElement[bool],
+    grain: Grain,
+    dialect: str,
+) -> Select[Any]:
+    """cid, period start of each period in which a container had `return_min` return events meeting `when`."""
+    returned_period = period_start(EVENT.c.occurred_at, grain, dialect)
+    return (
+        people.select(included.c.cid, returned_period.label("period"))
+        .join_from(people.source, included, included.c.cid == people.id)
+        .where(returning.condition(), when)
+        .group_by(included.c.cid, returned_period)
+        .having(func.count() >= return_min)
+    )
+
+
+def _offsets(
+    connection: Connection, returns: Select[Any], cohort_of: dict[str, date], grain: Grain
+) -> dict[str, set[int]]:
+    """container id -> the periods, counted from its inclusion period, in which it returned."""
+    offsets: dict[str, set[int]] = {}
+    for cid, start in connection.execute(returns):
+        offsets.setdefault(cid, set()).add(periods_between(cohort_of[cid], date.fromisoformat(start), grain))
+    return offsets

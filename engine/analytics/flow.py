@@ -1,10 +1,11 @@
-"""Flow: the most frequent sequences of one dimension that follow or lead to a milestone, per container.
+"""Flow: the most frequent sequences of one dimension that follow, lead to or surround a milestone, per container.
 
-Each container is anchored at its first milestone event. Starting with the milestone, its path is the
-milestone then the dimension values of its next `columns - 1` events; ending with it, the `columns - 1`
-events before it then the milestone (in log order: time, then the log's id). Events without a value for
-the dimension are skipped. Repeats stay in the path, so loops show; in each
-column the `top` most frequent values keep their name and the rest become "other".
+Each container is anchored at its first (or last) milestone event. Starting with the milestone, its path is
+the milestone then the dimension values of the events after it; ending with it, the values before it then
+the milestone; containing it, both, with the milestone in the middle column. Events without a value for the
+dimension are skipped; consecutive equal values are one step unless repeats are included
+(engine/analytics/flow_steps.py has the SQL). In each column the `top` most frequent values keep their name
+and the rest become "other".
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
-from sqlmodel import col
 
 from engine.analytics.bounds import MOST_COLUMNS, MOST_TOP
-from engine.analytics.choices import Container, Direction
+from engine.analytics.choices import Container, Direction, Occurrence, Repeats
 from engine.analytics.containers import EVENT, PAYLOAD, Filters, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
-from engine.analytics.firsts import earlier_than, first_events, later_than
+from engine.analytics.flow_steps import AFTER, BEFORE, anchors, steps
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
-from engine.db import ActivityEvent
 
 OTHER = "other"
 T = TypeVar("T")
@@ -49,6 +47,7 @@ class FlowLink(ReportModel):
 
 
 class FlowPath(ReportModel):
+    start_column: int  # the column of the first step: paths shorter than the flow are aligned on the milestone
     steps: list[str]
     containers: int
 
@@ -57,6 +56,9 @@ class FlowReport(Report):
     report: str = "flow"
     milestone: str
     direction: Direction
+    milestone_column: int
+    repeats: Repeats
+    occurrence: Occurrence
     dimension: str
     containers: int
     columns: list[FlowColumn]
@@ -76,6 +78,24 @@ def dimension_value(dimension: str) -> tuple[ColumnElement[Any], ColumnElement[b
     return PAYLOAD[dimension].as_string(), None
 
 
+def chosen_anchor(starts_with: str | None, ends_with: str | None, contains: str | None) -> tuple[Direction, str] | None:
+    """The direction and milestone of the one anchor given, or None when not exactly one is."""
+    given = {Direction.starts_with: starts_with, Direction.ends_with: ends_with, Direction.contains: contains}
+    present = [(direction, text) for direction, text in given.items() if text is not None]
+    return present[0] if len(present) == 1 else None
+
+
+def steps_before(direction: Direction, columns: int) -> int:
+    """Columns before the milestone's: none, all but its own, or half of the rest (an odd one goes after it)."""
+    match direction:
+        case Direction.starts_with:
+            return 0
+        case Direction.ends_with:
+            return columns - 1
+        case Direction.contains:
+            return (columns - 1) // 2
+
+
 def flow(
     engine: Engine,
     milestone: Selector,
@@ -85,55 +105,49 @@ def flow(
     dimension: str = "type",
     columns: int = 5,
     top: int = 5,
+    *,
+    repeats: Repeats = Repeats.exclude,
+    occurrence: Occurrence = Occurrence.first,
 ) -> FlowReport:
     if columns < 2 or top < 1:
         raise AnalyticsError("a flow needs at least 2 columns and at least 1 value per column")
     if columns > MOST_COLUMNS or top > MOST_TOP:
         raise AnalyticsError(f"a flow has at most {MOST_COLUMNS} columns and {MOST_TOP} values per column")
+    if direction is Direction.contains and columns < 3:
+        raise AnalyticsError(
+            "a flow containing a milestone needs at least 3 columns: one before it, its own, one after"
+        )
     value, applies = dimension_value(dimension)
     people = population(container, filters)
-    occurred, event_id = col(ActivityEvent.occurred_at), col(ActivityEvent.id)
-    anchor = first_events(people, prepared(engine, people, milestone), "anchor")
-    after = direction is Direction.starts_with
-    order = (occurred, event_id) if after else (occurred.desc(), event_id.desc())
-    ranked = (
-        people.select(
-            anchor.c.cid, value.label("value"), func.row_number().over(partition_by=anchor.c.cid, order_by=order)
-        )
-        .join_from(people.source, anchor, anchor.c.cid == people.id)
-        .where(value.is_not(None), later_than(anchor) if after else earlier_than(anchor))
-    )
-    if applies is not None:
-        ranked = ranked.where(applies)
-    steps = ranked.subquery("ranked")
-    position = list(steps.c)[2]
+    anchor = anchors(people, prepared(engine, people, milestone), occurrence)
+    before = steps_before(direction, columns)
+    query = steps(people, anchor, value, applies, {BEFORE: before, AFTER: columns - 1 - before}, repeats)
+    found: dict[str, tuple[list[str], list[str]]] = {}
     with engine.connect() as connection:
-        anchored = [cid for (cid,) in connection.execute(select(anchor.c.cid))]
-        paths: dict[str, list[str]] = {cid: [] for cid in anchored}
-        query = select(steps.c.cid, steps.c.value).where(position < columns).order_by(steps.c.cid, position)
-        for cid, step in connection.execute(query):
-            paths[cid].append(step)
+        for cid, side, step in connection.execute(query):
+            sides = found.setdefault(cid, ([], []))
+            if side is not None:
+                sides[side].append(step)
     label = milestone.label
-    sequences = [[label, *path] if after else [*reversed(path), label] for path in paths.values()]
-    return _report(sequences, label, direction, dimension, columns, top, container, filters)
+    # Each path with the column of its first step: the milestone always lands in column `before`.
+    sequences = [(before - len(ahead), [*reversed(ahead), label, *behind]) for ahead, behind in found.values()]
+    return FlowReport(
+        container=container,
+        filters=filters.describe(),
+        milestone=label,
+        direction=direction,
+        milestone_column=before + 1,
+        repeats=repeats,
+        occurrence=occurrence,
+        dimension=dimension,
+        containers=len(sequences),
+        **_counted(sequences, columns, top),
+    )
 
 
-def _report(
-    sequences: list[list[str]],
-    label: str,
-    direction: Direction,
-    dimension: str,
-    columns: int,
-    top: int,
-    container: Container,
-    filters: Filters,
-) -> FlowReport:
-    after = direction is Direction.starts_with
-    # Column positions: from the milestone forwards, or right-aligned so the milestone is the last column.
-    placed = [
-        {(index if after else columns - len(sequence) + index): step for index, step in enumerate(sequence)}
-        for sequence in sequences
-    ]
+def _counted(sequences: list[tuple[int, list[str]]], columns: int, top: int) -> dict[str, Any]:
+    """Columns, links and paths of the aligned sequences, rare values per column grouped as `other`."""
+    placed = [{start + index: step for index, step in enumerate(sequence)} for start, sequence in sequences]
     kept: list[set[str]] = []
     for column in range(columns):
         counts = Counter(path[column] for path in placed if column in path)
@@ -156,19 +170,14 @@ def _report(
             link_counts.items(), key=lambda item: (item[0][0], -item[1], item[0][1:])
         )
     ]
-    path_counts = Counter(tuple(path[column] for column in sorted(path)) for path in grouped)
-    paths = [FlowPath(steps=list(steps), containers=count) for steps, count in _ranked(path_counts)[:top]]
-    return FlowReport(
-        container=container,
-        filters=filters.describe(),
-        milestone=label,
-        direction=direction,
-        dimension=dimension,
-        containers=len(sequences),
-        columns=column_models,
-        links=links,
-        paths=paths,
-    )
+    path_counts = Counter((tuple(path[column] for column in sorted(path)), min(path)) for path in grouped)
+    # Ties by the steps' names in order, then by where the path starts (the same names can sit in other columns).
+    ranked_paths = sorted(path_counts.items(), key=lambda item: (-item[1], *item[0]))
+    paths = [
+        FlowPath(start_column=start + 1, steps=list(names), containers=count)
+        for (names, start), count in ranked_paths[:top]
+    ]
+    return {"columns": column_models, "links": links, "paths": paths}
 
 
 def _ranked(counts: Counter[T]) -> list[tuple[T, int]]:

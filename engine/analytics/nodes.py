@@ -76,7 +76,7 @@ def node_counts(
         steps.append(col(ActivityEvent.occurred_at) < filters.until)
     plan = latest_version(engine, journey)
     if plan is None:
-        _known_or_refused(engine, journey)
+        known_or_refused(engine, journey)
     breakdown: list[VariantNodes] = []
     chosen = variants.split_of(engine, journey, split) if by_variant else None
     if chosen is not None:
@@ -158,7 +158,7 @@ def _counts(engine: Engine, plan: Plan | None, steps: list[ColumnElement[bool]])
     ]
 
 
-def _known_or_refused(engine: Engine, journey: str) -> None:
+def known_or_refused(engine: Engine, journey: str) -> None:
     """A journey never published must at least be in the event log (its rows outlive a deleted version); else the
     name is a mistake, refused with the closest known one, as an unknown account is by the timeline."""
     with engine.connect() as connection:

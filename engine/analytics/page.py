@@ -10,8 +10,13 @@ from html import escape
 
 import plotly.graph_objects as go
 
+from engine.analytics.branching import BranchingReport
+from engine.analytics.branching_chart import sankey
 from engine.analytics.canvas import CanvasReport
 from engine.analytics.cohort import CohortReport
+from engine.analytics.cohort_chart import cohort_figure
+from engine.analytics.email_report import EmailReport
+from engine.analytics.email_views import email_figure
 from engine.analytics.flow import FlowReport
 from engine.analytics.nodes import NodeCount, NodesReport
 from engine.analytics.report import Report
@@ -62,8 +67,12 @@ def figure_for(report: Report) -> go.Figure | None:
     match report:
         case CanvasReport():
             return _funnel(report)
+        case BranchingReport():
+            return sankey(report)
         case CohortReport():
-            return _heat_map(report)
+            return cohort_figure(report)
+        case EmailReport():
+            return email_figure(report)
         case FlowReport():
             return _sankey(report)
         case NodesReport():
@@ -81,35 +90,25 @@ def _funnel(report: CanvasReport) -> go.Figure:
     return figure
 
 
-def _heat_map(report: CohortReport) -> go.Figure:
-    periods = max((len(row.counts) for row in report.rows), default=0)
-    figure = go.Figure(
-        go.Heatmap(
-            z=[row.percents for row in report.rows],
-            x=[f"{report.grain} {period}" for period in range(periods)],
-            y=[f"{row.cohort} ({row.size})" for row in report.rows],
-            text=[[str(count) for count in row.counts] for row in report.rows],
-            texttemplate="%{text}",
-            colorscale="Blues",
-            zmin=0,
-            zmax=100,
-            colorbar={"title": "%"},
-        )
-    )
-    figure.update_layout(yaxis={"autorange": "reversed"}, height=160 + 40 * len(report.rows))
-    return figure
-
-
 def _sankey(report: FlowReport) -> go.Figure:
     index: dict[tuple[int, str], int] = {}
+    x: list[float] = []
+    y: list[float] = []
+    last = max(len(report.columns) - 1, 1)
     for column in report.columns:
+        total, stacked = sum(value.containers for value in column.values), 0
         for value in column.values:
             index[(column.column, value.value)] = len(index)
+            # Placed in its own column: left to itself, plotly moves a node nothing links into to the far left,
+            # and paths aligned on the milestone (ends_with, contains) would lose their columns.
+            x.append(0.01 + 0.98 * (column.column - 1) / last)
+            y.append(0.01 + 0.98 * (stacked + value.containers / 2) / total)
+            stacked += value.containers
     labels = [value for _, value in index]
     figure = go.Figure(
         go.Sankey(
             arrangement="snap",
-            node={"label": labels, "pad": 18},
+            node={"label": labels, "pad": 18, "x": x, "y": y},
             link={
                 "source": [index[(link.column, link.source)] for link in report.links],
                 "target": [index[(link.column + 1, link.target)] for link in report.links],

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.analytics.branching import BranchingReport
 from engine.analytics.canvas import CanvasReport
 from engine.analytics.cohort import CohortReport
+from engine.analytics.email_report import EmailReport
 from engine.analytics.flow import FlowReport
 from engine.analytics.nodes import NodesReport
 from engine.analytics.report import Report
@@ -31,8 +33,16 @@ def tables(report: Report) -> list[Table]:
     match report:
         case CanvasReport():
             return [_canvas(report), *([_canvas_variants(report)] if report.split else [])]
+        case BranchingReport():
+            return _branching(report)
         case CohortReport():
-            return [_cohort(report)]
+            from engine.analytics.cohort_tables import cohort_tables  # it builds on Table: imported when needed
+
+            return cohort_tables(report)
+        case EmailReport():
+            from engine.analytics.email_views import email_tables  # it builds on Table: imported when needed
+
+            return email_tables(report)
         case FlowReport():
             return _flow(report)
         case NodesReport():
@@ -61,6 +71,47 @@ def _canvas(report: CanvasReport) -> Table:
             for s in report.steps
         ],
     )
+
+
+def _branching(report: BranchingReport) -> list[Table]:
+    nodes = Table(
+        "nodes",
+        f"Branching canvas ({report.container}s)",
+        [
+            "node",
+            "milestone",
+            "layer",
+            "containers",
+            "entered its start",
+            "from start %",
+            "reached a previous node",
+            "from previous %",
+            "fallout",
+            "fallout %",
+        ],
+        [
+            [
+                n.node,
+                n.label,
+                n.layer,
+                n.containers,
+                n.entered,
+                n.from_start_pct,
+                n.previous,
+                n.from_previous_pct,
+                n.fallout,
+                n.fallout_pct,
+            ]
+            for n in report.nodes
+        ],
+    )
+    edges = Table(
+        "edges",
+        "Edges",
+        ["from", "to", "containers", "from previous %", "median seconds"],
+        [[e.source, e.target, e.containers, e.from_previous_pct, e.median_seconds] for e in report.edges],
+    )
+    return [nodes, edges]
 
 
 def _variant(name: str, holdout: bool, accounts: int) -> str:
@@ -129,27 +180,13 @@ def _nodes_variants(report: NodesReport) -> Table:
     )
 
 
-def _cohort(report: CohortReport) -> Table:
-    periods = max((len(row.counts) for row in report.rows), default=0)
-    columns = ["cohort", "size"]
-    for period in range(periods):
-        columns += [f"{report.grain} {period}", f"{report.grain} {period} %"]
-    rows: list[list[Value]] = []
-    for row in report.rows:
-        cells: list[Value] = [row.cohort, row.size]
-        for count, share in zip(row.counts, row.percents, strict=True):
-            cells += [count, share]
-        rows.append(cells)
-    rolling = ", rolling" if report.rolling else ""
-    title = f"Cohorts by {report.grain}: {report.inclusion}, returning {report.returning}{rolling}"
-    return Table("cohorts", title, columns, rows)
-
-
 def _flow(report: FlowReport) -> list[Table]:
-    where = "after" if report.direction == "starts_with" else "before"
+    where = {"starts_with": "after", "ends_with": "before", "contains": "around"}[report.direction]
+    anchor = f"the {report.occurrence} {report.milestone}"
+    counted = f"{report.containers} {report.container}s, repeats {report.repeats}d"
     links = Table(
         "links",
-        f"Flow of {report.dimension} {where} {report.milestone} ({report.containers} {report.container}s)",
+        f"Flow of {report.dimension} {where} {anchor} ({counted})",
         ["column", "from", "to", "containers"],
         [[link.column, link.source, link.target, link.containers] for link in report.links],
     )

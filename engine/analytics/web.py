@@ -1,4 +1,4 @@
-"""The analytics pages over HTTP: `router` serves GET /analytics/{canvas,cohort,flow,nodes,timeline}.
+"""The analytics pages over HTTP: `router` serves GET /analytics/{canvas,canvas-graph,cohort,email,flow,nodes,timeline}.
 
 Query parameters mirror the CLI options; `?format=json` returns the report's JSON instead of the page.
 The service mounting the router may override `analytics_engine` to share its own database engine.
@@ -22,12 +22,15 @@ from sqlalchemy.engine import Engine
 
 from engine.analytics import page
 from engine.analytics.bounds import MOST_COLUMNS, MOST_EVENTS_NEEDED, MOST_PERIODS, MOST_TOP
+from engine.analytics.branching import branching
 from engine.analytics.canvas import canvas
-from engine.analytics.choices import Breakdown, Container, Direction, Grain
+from engine.analytics.canvas_graph import from_options
+from engine.analytics.choices import Breakdown, Container, Grain, Occurrence, Repeats
 from engine.analytics.cohort import cohort
 from engine.analytics.containers import Filters
+from engine.analytics.email_report import email_report
 from engine.analytics.errors import AnalyticsError
-from engine.analytics.flow import flow
+from engine.analytics.flow import chosen_anchor, flow
 from engine.analytics.nodes import node_counts
 from engine.analytics.report import Report
 from engine.analytics.selectors import parse_selector
@@ -149,6 +152,27 @@ def canvas_page(
     )
 
 
+@router.get("/canvas-graph")
+def canvas_graph_page(
+    engine: EngineDep,
+    step: Annotated[list[str], Query(description="a node as ID=SELECTOR, e.g. lead=form_fill; repeat the parameter")],
+    edge: Annotated[list[str] | None, Query(description="an edge as FROM:TO, e.g. visit:lead; repeat it")] = None,
+    container: ContainerQ = Container.account,
+    journey: Text = None,
+    solution_interest: Text = None,
+    since: Text = None,
+    until: Text = None,
+    format: FormatQ = Format.html,
+) -> Response:
+    """The branching canvas: the CLI's `canvas --step ... --edge ...`."""
+    return _respond(
+        lambda: branching(
+            engine, from_options(step, edge or []), container, _filters(journey, solution_interest, since, until)
+        ),
+        format,
+    )
+
+
 @router.get("/cohort")
 def cohort_page(
     engine: EngineDep,
@@ -159,6 +183,11 @@ def cohort_page(
     grain: Grain = Grain.month,
     periods: Annotated[int, Query(ge=1, le=MOST_PERIODS)] = 6,
     rolling: bool = False,
+    returns_after_inclusion: Annotated[bool, Query(description="CJA's way: period 0 is the cohort")] = False,
+    churn: Annotated[bool, Query(description="also the churn table")] = False,
+    latency: Annotated[bool, Query(description="also the latency table")] = False,
+    by: Annotated[str | None, Query(description="account column, solution_interest or variant")] = None,
+    split: SplitQ = None,
     container: ContainerQ = Container.account,
     journey: Text = None,
     solution_interest: Text = None,
@@ -178,6 +207,11 @@ def cohort_page(
             include_min,
             return_min,
             rolling,
+            returns_after_inclusion=returns_after_inclusion,
+            churn=churn,
+            latency=latency,
+            by=by,
+            split=split,
         ),
         format,
     )
@@ -188,9 +222,12 @@ def flow_page(
     engine: EngineDep,
     starts_with: Text = None,
     ends_with: Text = None,
+    contains: Text = None,
     dimension: str = "type",
     columns: Annotated[int, Query(ge=2, le=MOST_COLUMNS)] = 5,
     top: Annotated[int, Query(ge=1, le=MOST_TOP)] = 5,
+    repeats: Annotated[Repeats, Query(description="exclude: consecutive equal values are one step")] = Repeats.exclude,
+    occurrence: Annotated[Occurrence, Query(description="anchor at the first or last milestone")] = Occurrence.first,
     container: ContainerQ = Container.account,
     journey: Text = None,
     solution_interest: Text = None,
@@ -198,11 +235,10 @@ def flow_page(
     until: Text = None,
     format: FormatQ = Format.html,
 ) -> Response:
-    if (starts_with is None) == (ends_with is None):
-        raise HTTPException(status_code=400, detail="give exactly one of starts_with and ends_with")
-    direction = Direction.starts_with if starts_with is not None else Direction.ends_with
-    milestone = starts_with if starts_with is not None else ends_with
-    assert milestone is not None
+    anchor = chosen_anchor(starts_with, ends_with, contains)
+    if anchor is None:
+        raise HTTPException(status_code=400, detail="give exactly one of starts_with, ends_with and contains")
+    direction, milestone = anchor
     return _respond(
         lambda: flow(
             engine,
@@ -213,6 +249,8 @@ def flow_page(
             dimension,
             columns,
             top,
+            repeats=repeats,
+            occurrence=occurrence,
         ),
         format,
     )
@@ -247,3 +285,16 @@ def timeline_page(
     format: FormatQ = Format.html,
 ) -> Response:
     return _respond(lambda: timeline(engine, account, _filters(journey, None, since, until), solution_interest), format)
+
+
+@router.get("/email")
+def email_page(
+    engine: EngineDep,
+    journey: Annotated[str | None, Query(description="the journey's id; every journey when left out")] = None,
+    node: Annotated[str | None, Query(description="only this node of the journey")] = None,
+    split: Annotated[str | None, Query(description="the variant_split to break down by, if several")] = None,
+    since: Annotated[str | None, Query(description="emails sent from this day or time on (UTC)")] = None,
+    until: Annotated[str | None, Query(description="emails sent before this day or time (UTC)")] = None,
+    format: FormatQ = Format.html,
+) -> Response:
+    return _respond(lambda: email_report(engine, journey, _filters(None, None, since, until), node, split), format)

@@ -1,4 +1,4 @@
-"""`journey analytics canvas|cohort|flow|nodes|timeline`: tables in the terminal, `--json`, `--html FILE`."""
+"""`journey analytics canvas|cohort|email|flow|nodes|timeline`: tables in the terminal, `--json`, `--html FILE`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from engine.analytics.bounds import MOST_COLUMNS, MOST_EVENTS_NEEDED, MOST_PERIODS, MOST_TOP
-from engine.analytics.choices import Breakdown, Container, Direction, Grain
+from engine.analytics.choices import Breakdown, Container, Grain, Occurrence, Repeats
 from engine.cli.common import data_table, database, group, out
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from engine.analytics.report import Report
 
 app = group(
-    "Account analytics over the event log: journey canvas, cohorts, flow, node counts, timelines.",
+    "Account analytics over the event log: journey canvas, cohorts, flow, node counts, timelines, email performance.",
     no_args_is_help=True,
 )
 
@@ -85,9 +85,34 @@ def _print(report: Report) -> None:
         out().print(rich)
 
 
+def _branching_alone(
+    steps: list[str] | None, graph: Path | None, nodes: list[str] | None, edges: list[str] | None, by_variant: bool
+) -> None:
+    """A branching canvas comes from one source and has no variant breakdown; a mix is a usage mistake (exit 2)."""
+    problem = None
+    if steps:
+        problem = "give either milestones (a linear canvas) or --graph / --step / --edge (a branching one), not both"
+    elif graph is not None and (nodes or edges):
+        problem = "give the branching canvas either as --graph FILE or as --step/--edge options, not both"
+    elif graph is None and not nodes:
+        problem = "--edge joins nodes given with --step ID=SELECTOR: give them"
+    elif by_variant:
+        problem = "--by variant breaks down the linear canvas only: leave it out of a branching canvas"
+    if problem is not None:
+        print(f"journey: {problem}", file=sys.stderr)
+        raise typer.Exit(2)
+
+
 @app.command("canvas")
 def canvas_command(
-    steps: list[str] = typer.Argument(..., help="milestones in order, e.g. \"form_fill where event.form == 'x'\""),
+    steps: list[str] | None = typer.Argument(
+        None, help="milestones in order, e.g. \"form_fill where event.form == 'x'\" (a linear canvas)"
+    ),
+    graph: Path | None = typer.Option(None, "--graph", help="a branching canvas: a YAML file of nodes and edges"),
+    node_steps: list[str] | None = typer.Option(
+        None, "--step", help="a branching canvas's node ID=SELECTOR, e.g. lead=form_fill; repeat it"
+    ),
+    edges: list[str] | None = typer.Option(None, "--edge", help="a branching canvas's edge FROM:TO; repeat it"),
     container: Container = CONTAINER,
     journey: str | None = JOURNEY,
     solution_interest: str | None = INTEREST,
@@ -98,11 +123,31 @@ def canvas_command(
     as_json: bool = AS_JSON,
     html: Path | None = HTML,
 ) -> None:
-    """How many containers reached each milestone after the previous one; conversion, fallout, median time."""
+    """How many containers reached each milestone after the previous one; conversion, fallout, median time.
+    With --graph FILE or --step/--edge: a canvas that branches and merges."""
     from engine.analytics.canvas import canvas
     from engine.analytics.selectors import parse_selector
 
     by_variant = _by_variant(by, split)
+    if graph is not None or node_steps or edges:
+        from engine.analytics.branching import branching
+        from engine.analytics.canvas_graph import from_options, from_yaml
+
+        _branching_alone(steps, graph, node_steps, edges, by_variant)
+        _run(
+            lambda engine: branching(
+                engine,
+                from_yaml(graph) if graph is not None else from_options(node_steps or [], edges or []),
+                container,
+                filters(journey, solution_interest, since, until),
+            ),
+            as_json,
+            html,
+        )
+        return
+    if not steps:
+        print("journey: give the milestones, or a branching canvas with --graph FILE or --step/--edge", file=sys.stderr)
+        raise typer.Exit(2)
     _run(
         lambda engine: canvas(
             engine,
@@ -134,6 +179,17 @@ def cohort_command(
         6, "--periods", min=1, max=MOST_PERIODS, help="periods after inclusion (0 = the inclusion period)"
     ),
     rolling: bool = typer.Option(False, "--rolling", help="count only containers that returned in every period so far"),
+    returns_after_inclusion: bool = typer.Option(
+        False, "--returns-after-inclusion", help="CJA's way: period 0 is the cohort, returns count from period 1"
+    ),
+    churn: bool = typer.Option(False, "--churn", help="also the churn table: containers that did not return"),
+    latency: bool = typer.Option(
+        False, "--latency", help="also the latency table: returns in the periods before and after inclusion"
+    ),
+    by: str | None = typer.Option(
+        None, "--by", help="cohorts side by side: an account column (industry, ...), solution_interest or variant"
+    ),
+    split: str | None = SPLIT,
     container: Container = CONTAINER,
     journey: str | None = JOURNEY,
     solution_interest: str | None = INTEREST,
@@ -158,6 +214,11 @@ def cohort_command(
             include_min,
             return_min,
             rolling,
+            returns_after_inclusion=returns_after_inclusion,
+            churn=churn,
+            latency=latency,
+            by=by,
+            split=split,
         ),
         as_json,
         html,
@@ -168,9 +229,16 @@ def cohort_command(
 def flow_command(
     starts_with: str | None = typer.Option(None, "--starts-with", help="milestone the paths start from"),
     ends_with: str | None = typer.Option(None, "--ends-with", help="milestone the paths lead to"),
+    contains: str | None = typer.Option(None, "--contains", help="milestone in the middle: paths before and after it"),
     dimension: str = typer.Option("type", "--dimension", help="type, node, or a payload field such as content_type"),
     columns: int = typer.Option(5, "--columns", min=2, max=MOST_COLUMNS, help="columns, the milestone included"),
     top: int = typer.Option(5, "--top", min=1, max=MOST_TOP, help="values kept per column; the rest are 'other'"),
+    repeats: Repeats = typer.Option(
+        Repeats.exclude, "--repeats", help="exclude (as CJA): a run of one value is one step; include: each event is"
+    ),
+    occurrence: Occurrence = typer.Option(
+        Occurrence.first, "--occurrence", help="anchor at each container's first or last milestone event"
+    ),
     container: Container = CONTAINER,
     journey: str | None = JOURNEY,
     solution_interest: str | None = INTEREST,
@@ -179,16 +247,16 @@ def flow_command(
     as_json: bool = AS_JSON,
     html: Path | None = HTML,
 ) -> None:
-    """The most frequent sequences of one dimension after (--starts-with) or before (--ends-with) a milestone."""
-    from engine.analytics.flow import flow
+    """The most frequent sequences of one dimension after (--starts-with), before (--ends-with) or around
+    (--contains) a milestone."""
+    from engine.analytics.flow import chosen_anchor, flow
     from engine.analytics.selectors import parse_selector
 
-    if (starts_with is None) == (ends_with is None):
-        print("journey: give exactly one of --starts-with and --ends-with", file=sys.stderr)
+    anchor = chosen_anchor(starts_with, ends_with, contains)
+    if anchor is None:
+        print("journey: give exactly one of --starts-with, --ends-with and --contains", file=sys.stderr)
         raise typer.Exit(2)
-    direction = Direction.starts_with if starts_with is not None else Direction.ends_with
-    milestone = starts_with if starts_with is not None else ends_with
-    assert milestone is not None
+    direction, milestone = anchor
     _run(
         lambda engine: flow(
             engine,
@@ -199,6 +267,8 @@ def flow_command(
             dimension,
             columns,
             top,
+            repeats=repeats,
+            occurrence=occurrence,
         ),
         as_json,
         html,
@@ -244,6 +314,28 @@ def timeline_command(
 
     _run(
         lambda engine: timeline(engine, account, filters(journey, None, since, until), solution_interest),
+        as_json,
+        html,
+    )
+
+
+@app.command("email")
+def email_command(
+    journey: str | None = typer.Argument(None, help="the journey's id; every journey when left out"),
+    node: str | None = typer.Option(None, "--node", help="only this node of the journey"),
+    split: str | None = typer.Option(
+        None, "--split", help="the variant_split to break down by, when the journey has several"
+    ),
+    since: str | None = typer.Option(None, "--since", help="emails sent from this day or time on (UTC)"),
+    until: str | None = typer.Option(None, "--until", help="emails sent before this day or time (UTC)"),
+    as_json: bool = AS_JSON,
+    html: Path | None = HTML,
+) -> None:
+    """Email performance per journey, node, variant and day: sent, suppressed, opens, clicks, unsubscribes."""
+    from engine.analytics.email_report import email_report
+
+    _run(
+        lambda engine: email_report(engine, journey, filters(None, None, since, until), node, split),
         as_json,
         html,
     )

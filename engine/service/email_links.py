@@ -138,7 +138,7 @@ def _unsubscribe(engine: Engine, data: dict[str, Any]) -> bool:
                     account_id=person.account_id,
                     person_id=person_id,
                     email=person.email,
-                    payload={"via": "one-click link"},
+                    payload={"via": "one-click link", **_sent_by(data)},
                 )
             )
             try:
@@ -151,3 +151,10 @@ def _unsubscribe(engine: Engine, data: dict[str, Any]) -> bool:
                 session.commit()
         log.info("person unsubscribed", person=person_id, account=person.account_id)
     return True
+
+
+def _sent_by(data: dict[str, Any]) -> dict[str, Any]:
+    """The message, journey and node the unsubscribe link came in (email report attribution); links made before
+    tokens carried them name none."""
+    named = {"message": data.get("m"), "journey": data.get("j"), "node": data.get("n")}
+    return {name: value for name, value in named.items() if value is not None}

@@ -1,0 +1,105 @@
+"""The cohort tables counted from what the database found: each container's cohort (the first day of its inclusion
+period) and the periods, relative to that one, in which it met the return metric.
+
+Retention: a container counts in period p when it returned in p; rolling, when it returned in every period from
+the first counted one (0, or 1 with `after_inclusion`) to p. With `after_inclusion` (CJA's way) period 0 is the
+cohort's size. Churn is the complement: the cohort's containers that do not count in period p. The latency table
+counts, for each period -(N-1)..N-1 around the inclusion period, the containers that returned in it (never
+rolling). A period that has not begun shows 0 in every table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from engine.analytics.choices import Grain
+from engine.analytics.periods import has_begun
+from engine.analytics.report import ReportModel
+from engine.analytics.timing import percent
+
+
+class CohortRow(ReportModel):
+    cohort: str  # the period's first day, YYYY-MM-DD
+    size: int
+    counts: list[int]  # per period 0..periods-1 (latency: per period -(periods-1)..periods-1)
+    percents: list[float | None]
+
+
+class CohortTables(ReportModel):
+    """Retention rows, and the churn and latency rows when asked for (None when not)."""
+
+    rows: list[CohortRow]
+    churn: list[CohortRow] | None = None
+    latency: list[CohortRow] | None = None
+
+
+@dataclass(frozen=True)
+class Counting:
+    """How the periods are counted: the report's options."""
+
+    grain: Grain
+    periods: int
+    rolling: bool
+    after_inclusion: bool
+    churn: bool
+    latency: bool
+    today: date
+
+    def latency_periods(self) -> list[int]:
+        return list(range(1 - self.periods, self.periods))
+
+
+def counted_tables(cohort_of: dict[str, date], returns: dict[str, set[int]], counting: Counting) -> CohortTables:
+    """The tables over the containers of `cohort_of` (id -> cohort), `returns` holding each one's return periods."""
+    by_cohort: dict[date, list[str]] = {}
+    for cid, start in cohort_of.items():
+        by_cohort.setdefault(start, []).append(cid)
+    rows, churn, latency = [], [], []
+    for start, cids in sorted(by_cohort.items()):
+        followed = [returns.get(cid, set()) for cid in cids]
+        retained = [
+            sum(1 for periods in followed if _retained(periods, period, counting))
+            if has_begun(start, period, counting.grain, counting.today)
+            else 0
+            for period in range(counting.periods)
+        ]
+        rows.append(_row(start, len(cids), retained))
+        if counting.churn:
+            lost = [
+                len(cids) - count if has_begun(start, period, counting.grain, counting.today) else 0
+                for period, count in enumerate(retained)
+            ]
+            churn.append(_row(start, len(cids), lost))
+        if counting.latency:
+            latency.append(_row(start, len(cids), _latency(start, followed, counting)))
+    return CohortTables(
+        rows=rows, churn=churn if counting.churn else None, latency=latency if counting.latency else None
+    )
+
+
+def _row(start: date, size: int, counts: list[int]) -> CohortRow:
+    return CohortRow(
+        cohort=start.isoformat(), size=size, counts=counts, percents=[percent(count, size) for count in counts]
+    )
+
+
+def _retained(periods: set[int], period: int, counting: Counting) -> bool:
+    if counting.after_inclusion and period == 0:
+        return True  # CJA: period 0 is the cohort itself
+    if not counting.rolling:
+        return period in periods
+    first = 1 if counting.after_inclusion else 0
+    return all(p in periods for p in range(first, period + 1))
+
+
+def _latency(start: date, followed: list[set[int]], counting: Counting) -> list[int]:
+    counts = []
+    for period in counting.latency_periods():
+        if not has_begun(start, period, counting.grain, counting.today):
+            counts.append(0)
+        elif period == 0 and counting.after_inclusion:
+            counts.append(len(followed))
+        else:
+            counts.append(sum(1 for periods in followed if period in periods))
+    return counts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 import support
 from aiosmtpd.controller import Controller
 from sqlalchemy.engine import Engine
@@ -87,6 +89,18 @@ def postgres_server() -> Iterator[str]:
             _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-m", "immediate", "stop"), capture_output=True
         )
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """A command run in-process sets logging up for its process, with a handler on the runner's stderr that closes
+    when the command ends: each test gets the test process's set-up back, so a later log line (the SDK core's,
+    forwarded from another thread) is not written to a closed stream."""
+    root = logging.getLogger()
+    handlers, level, config = root.handlers[:], root.level, structlog.get_config()
+    yield
+    root.handlers, root.level = handlers, level
+    structlog.configure(**config)
 
 
 @pytest.fixture(scope="session")

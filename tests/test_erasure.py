@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 import httpx
 import pytest
-import structlog
 from service_support import SECRET, signed
 from sqlalchemy import LargeBinary, func
 from sqlalchemy.engine import Engine
@@ -475,15 +473,6 @@ def send(activities: EmailActivities, request: SendEmailRequest) -> SendEmailRes
 
 class TestCommand:
     """`journey forget` asks first (unless --yes) and prints what it removed."""
-
-    @pytest.fixture(autouse=True)
-    def _logging_restored(self) -> Iterator[None]:
-        """The command sets up logging for its process; the test process gets its own set-up back."""
-        root = logging.getLogger()
-        handlers, level, config = root.handlers[:], root.level, structlog.get_config()
-        yield
-        root.handlers, root.level = handlers, level
-        structlog.configure(**config)
 
     @pytest.fixture
     def database(self, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Engine:

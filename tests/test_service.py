@@ -33,6 +33,9 @@ from engine.service.writer import Writer
 from engine.tracking import Tokens
 
 TOKENS = Tokens(b"tracking-secret-for-tests-0123456789abcdef", "http://links.example")
+# How long a request may take while a hostile one runs: unbounded work (a backtracking regex, 9 ** 9 ** 9)
+# would take minutes to hours, so this catches a blocked service without failing on a busy machine.
+RESPONSIVE_SECONDS = 4
 
 
 @dataclass
@@ -512,6 +515,7 @@ class TestNoStall:
             return await service.http.get("/analytics/canvas", params=params, headers=service.auth, timeout=30)
 
         running = asyncio.create_task(evil())
+        # (A 1 s bound here failed once on a loaded 2-core machine: a round trip took 2.6 s.)
         for number in range(5):
             started = time.monotonic()
             health = await service.http.get("/healthz", timeout=5)
@@ -519,7 +523,7 @@ class TestNoStall:
                 "/v1/events", json=event(f"during-{number}"), headers=service.auth, timeout=5
             )
             assert (health.status_code, posted.status_code) == (200, 200)
-            assert time.monotonic() - started < 1
+            assert time.monotonic() - started < RESPONSIVE_SECONDS
         answer = await running
         assert answer.status_code == 200, answer.text
         assert answer.json()["steps"][0]["containers"] == 0
@@ -533,7 +537,7 @@ class TestNoStall:
         )
         assert power.status_code == 400
         assert "too large" in power.json()["detail"]
-        assert time.monotonic() - started < 1
+        assert time.monotonic() - started < RESPONSIVE_SECONDS
 
 
 async def test_engine_keys_are_refused_as_event_ids(service: Service) -> None:

@@ -57,7 +57,7 @@ class BranchingReport(Report):
 
 def branching(engine: Engine, canvas: CanvasGraph, container: Container, filters: Filters) -> BranchingReport:
     """Counts, conversions, fallout and median times of the canvas, computed in the database."""
-    people = population(container, filters)
+    people = population(container, filters, engine.dialect.name)
     selectors = {node.id: prepared(engine, people, node.selector) for node in canvas.nodes}
     position = {node.id: index for index, node in enumerate(canvas.nodes)}
     reached: dict[str, CTE] = {}  # node id -> cid, t, eid of each container's arrival

@@ -69,7 +69,7 @@ def canvas(
         if container != Container.account:
             raise AnalyticsError(f"a breakdown by variant counts accounts, not {container}s: use --container account")
         chosen = variants.split_of(engine, filters.journey, split)
-    people = population(container, filters)
+    people = population(container, filters, engine.dialect.name)
     ctes: list[CTE] = []
     for number, selector in enumerate(steps, start=1):
         step = prepared(engine, people, selector)

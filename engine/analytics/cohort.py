@@ -11,9 +11,10 @@ cohort_by.py say how.
 from __future__ import annotations
 
 from datetime import date
+from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select, true
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
@@ -27,8 +28,8 @@ from engine.analytics.cohort_rows import CohortRow, CohortTables, Counting, coun
 from engine.analytics.containers import EVENT, Filters, Population, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
-from engine.analytics.firsts import earlier_than, first_events, later_than
-from engine.analytics.periods import period_start, periods_between
+from engine.analytics.firsts import first_events, later_than, materialized
+from engine.analytics.periods import period_edge, period_start, periods_between
 from engine.analytics.report import Report
 from engine.analytics.selectors import Selector
 from engine.db import ActivityEvent, utcnow
@@ -88,21 +89,27 @@ def cohort(
         # A database cannot compare a count with a number past 64 bits (it failed the request): refused plainly.
         raise AnalyticsError(f"include_min and return_min can be at most {MOST_EVENTS_NEEDED:,} events")
     dimension = cohort_by.dimension(engine, by, split, filters)
-    people = population(container, filters)
+    people = population(container, filters, engine.dialect.name)
     inclusion, returning = prepared(engine, people, inclusion), prepared(engine, people, returning)
     dialect = engine.dialect.name
     included = _included(people, inclusion, include_min)
     members = cohort_by.members(included, period_start(included.c.t, grain, dialect), dimension, people, filters)
     with engine.connect() as connection:
-        found = [tuple(row) for row in connection.execute(members)]
+        found = [tuple(row) for row in connection.execute(members).all()]  # all(): one fetch, not one per row
         cohort_of = {row[0]: date.fromisoformat(row[1]) for row in found}
-        after = _returns(people, returning, included, return_min, later_than(included), grain, dialect)
+        # Only the periods the tables show are read, each container's as one range of the (type, container, time)
+        # indexes: periods 0..periods-1 from its inclusion event on, and for latency -(periods-1)..-1 before its
+        # inclusion period (period 0 is after the inclusion event, so its earlier events count nowhere).
+        anchors = _anchors(included, people)
+        moment, edge = EVENT.c.occurred_at, partial(period_edge, anchors.c.t, grain, dialect=dialect)
+        shown_after = and_(later_than(anchors), moment < edge(periods))
+        after = _returns(people, returning, anchors, return_min, shown_after, grain)
         returns = _offsets(connection, after, cohort_of, grain)
-        if latency:
-            # Before the inclusion event: only periods before the inclusion period count (period 0 is after it).
-            before = _returns(people, returning, included, return_min, earlier_than(included), grain, dialect)
+        if latency and periods > 1:
+            shown_before = and_(moment >= edge(1 - periods), moment < edge(0))
+            before = _returns(people, returning, anchors, return_min, shown_before, grain)
             for cid, earlier in _offsets(connection, before, cohort_of, grain).items():
-                returns.setdefault(cid, set()).update(p for p in earlier if p < 0)
+                returns.setdefault(cid, set()).update(earlier)
     counting = Counting(grain, periods, rolling, returns_after_inclusion, churn, latency, utcnow().date())
     overall = counted_tables(cohort_of, returns, counting)
     groups = None
@@ -145,24 +152,49 @@ def _included(people: Population, inclusion: Selector, include_min: int) -> CTE:
     return select(ranked.c.cid, ranked.c.t, ranked.c.eid).where(ranked.c.n == include_min).cte("included")
 
 
+def _anchors(included: CTE, people: Population) -> CTE:
+    """cid, t, eid of each included container, and `account`, the account of its inclusion event (and so its own)
+    when the container needs it to find its events (Population.events_of)."""
+    if people.listed is None or "account" in included.c:
+        return included
+    inclusion_event = EVENT.alias("inclusion_event")
+    anchored = select(included.c.cid, included.c.t, included.c.eid, inclusion_event.c.account_id.label("account"))
+    return materialized(
+        anchored.join_from(included, inclusion_event, inclusion_event.c.id == included.c.eid).cte("anchors")
+    )
+
+
 def _returns(
     people: Population,
     returning: Selector,
-    included: CTE,
+    anchors: CTE,
     return_min: int,
     when: ColumnElement[bool],
     grain: Grain,
-    dialect: str,
 ) -> Select[Any]:
     """cid, period start of each period in which a container had `return_min` return events meeting `when`."""
-    returned_period = period_start(EVENT.c.occurred_at, grain, dialect)
-    return (
-        people.select(included.c.cid, returned_period.label("period"))
-        .join_from(people.source, included, included.c.cid == people.id)
-        .where(returning.condition(), when)
-        .group_by(included.c.cid, returned_period)
-        .having(func.count() >= return_min)
-    )
+    account = anchors.c.account if people.listed is not None else None
+    event = and_(*people.events_of(anchors.c.cid, account))
+    returned = and_(event, returning.condition(), when)
+    # Each container's events read from the log as a range of an index, the containers the outer loop: left to
+    # choose, SQLite sometimes walked every event of the type and looked its container up, and PostgreSQL hashed
+    # them all. PostgreSQL groups each container's events in a LATERAL subquery (one it cannot merge into a join);
+    # in SQLite an outer join's left side is always the outer loop (a container without returns then has one row
+    # whose period is NULL).
+    period = period_start(EVENT.c.occurred_at, grain, people.dialect)
+    if people.dialect == "postgresql":
+        periods = _at_least(select(period.label("period")).where(returned), (period,), return_min)
+        lateral = periods.lateral("returned")
+        return select(anchors.c.cid, lateral.c.period).select_from(anchors.join(lateral, true()))
+    query = select(anchors.c.cid, period.label("period")).select_from(anchors.outerjoin(EVENT, returned))
+    return _at_least(query, (anchors.c.cid, period), return_min)
+
+
+def _at_least(query: Select[Any], keys: tuple[ColumnElement[Any], ...], return_min: int) -> Select[Any]:
+    """Each group of `keys` once, if it has at least `return_min` events (NULL events, of the outer join, are none)."""
+    if return_min == 1:
+        return query.distinct()  # no count to compare
+    return query.group_by(*keys).having(func.count(EVENT.c.id) >= return_min)
 
 
 def _offsets(
@@ -170,6 +202,12 @@ def _offsets(
 ) -> dict[str, set[int]]:
     """container id -> the periods, counted from its inclusion period, in which it returned."""
     offsets: dict[str, set[int]] = {}
-    for cid, start in connection.execute(returns):
-        offsets.setdefault(cid, set()).add(periods_between(cohort_of[cid], date.fromisoformat(start), grain))
+    between: dict[tuple[date, str], int] = {}  # few distinct (cohort, period) pairs: each computed once
+    for cid, start in connection.execute(returns).all():  # one fetch: row by row took longer than the query
+        if start is None:
+            continue  # a container that did not return (_returns)
+        cohort = cohort_of[cid]
+        if (cohort, start) not in between:
+            between[cohort, start] = periods_between(cohort, date.fromisoformat(start), grain)
+        offsets.setdefault(cid, set()).add(between[cohort, start])
     return offsets

@@ -10,6 +10,8 @@ rolling). A period that has not begun shows 0 in every table.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -59,10 +61,8 @@ def counted_tables(cohort_of: dict[str, date], returns: dict[str, set[int]], cou
     for start, cids in sorted(by_cohort.items()):
         followed = [returns.get(cid, set()) for cid in cids]
         retained = [
-            sum(1 for periods in followed if _retained(periods, period, counting))
-            if has_begun(start, period, counting.grain, counting.today)
-            else 0
-            for period in range(counting.periods)
+            count if has_begun(start, period, counting.grain, counting.today) else 0
+            for period, count in enumerate(_retention(followed, counting))
         ]
         rows.append(_row(start, len(cids), retained))
         if counting.churn:
@@ -84,16 +84,28 @@ def _row(start: date, size: int, counts: list[int]) -> CohortRow:
     )
 
 
-def _retained(periods: set[int], period: int, counting: Counting) -> bool:
-    if counting.after_inclusion and period == 0:
-        return True  # CJA: period 0 is the cohort itself
-    if not counting.rolling:
-        return period in periods
+def _retention(followed: list[set[int]], counting: Counting) -> list[int]:
+    """How many of the containers count in each period 0..periods-1, one pass over each one's return periods."""
+    counts = [0] * counting.periods
     first = 1 if counting.after_inclusion else 0
-    return all(p in periods for p in range(first, period + 1))
+    for periods in followed:
+        if counting.rolling:
+            # It counts from the first counted period up to its first period without a return.
+            last = first
+            while last < counting.periods and last in periods:
+                last += 1
+            shown: Iterable[int] = range(first, last)
+        else:
+            shown = (period for period in periods if first <= period < counting.periods)
+        for period in shown:
+            counts[period] += 1
+    if counting.after_inclusion:
+        counts[0] = len(followed)  # CJA: period 0 is the cohort itself
+    return counts
 
 
 def _latency(start: date, followed: list[set[int]], counting: Counting) -> list[int]:
+    returned = Counter(period for periods in followed for period in periods)
     counts = []
     for period in counting.latency_periods():
         if not has_begun(start, period, counting.grain, counting.today):
@@ -101,5 +113,5 @@ def _latency(start: date, followed: list[set[int]], counting: Counting) -> list[
         elif period == 0 and counting.after_inclusion:
             counts.append(len(followed))
         else:
-            counts.append(sum(1 for periods in followed if period in periods))
+            counts.append(returned[period])
     return counts

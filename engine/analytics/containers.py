@@ -6,6 +6,7 @@ container(s) it belongs to, narrowed by the filters. Reports select from it with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,10 @@ class Filters:
         }
 
 
+# The conditions on `activity_event` rows that make them one container's events.
+Events = list[ColumnElement[bool]]
+
+
 @dataclass(frozen=True)
 class Population:
     container: Container
@@ -57,9 +62,24 @@ class Population:
     id: ColumnElement[Any]
     source: FromClause
     conditions: tuple[ColumnElement[bool], ...]
+    dialect: str  # the database's ('sqlite', 'postgresql'): what reads fast differs between the two
+    # (cid, account) -> the events of that one container, filters included (see events_of).
+    one: Callable[[ColumnElement[Any], ColumnElement[Any] | None], Events]
+    # cid, account of every container, when the containers are a small set of their own (buying groups,
+    # opportunities): reports then walk each one's events rather than group the whole log by container.
+    listed: FromClause | None = None
 
     def select(self, *columns: Any) -> Select[Any]:
         return select(*columns).select_from(self.source).where(*self.conditions)
+
+    def events_of(self, cid: ColumnElement[Any], account: ColumnElement[Any] | None = None) -> Events:
+        """The conditions on `activity_event` rows of the events of the one container `cid` (a column of an
+        enclosing query), filters included: its own index range (account or person), never the join of the whole
+        log to the containers. A buying group's or an opportunity's events are its account's: give `account`
+        (the account of any of its events), they are checked against the container."""
+        if account is None and self.listed is not None:
+            raise ValueError(f"the events of a {self.container.value} are read through its account: give it")
+        return self.one(cid, account)
 
 
 EVENT: Table = ActivityEvent.__table__  # type: ignore[attr-defined]
@@ -87,10 +107,11 @@ def opportunities() -> FromClause:
     handoffs: Select[Any] = select(  # type: ignore[assignment]  # the literal+cast id confuses the stubs
         (literal("handoff-") + cast(col(Handoff.id), String)).label("id"), col(Handoff.account_id).label("account_id")
     ).where(~exists(has_events))
-    return union(named, handoffs).subquery("opportunity")
+    # Computed once per report: the events' join and the reports' per-container lookups all read it.
+    return union(named, handoffs).cte("opportunity").prefix_with("MATERIALIZED")
 
 
-def population(container: Container, filters: Filters) -> Population:
+def population(container: Container, filters: Filters, dialect: str) -> Population:
     """The matched events with the id of the container each belongs to, narrowed by `filters`.
 
     A person's event belongs to their account, to each buying group of the account they are a member of,
@@ -100,14 +121,24 @@ def population(container: Container, filters: Filters) -> Population:
     event_account: ColumnElement[Any] = EVENT.c.account_id
     # Any event with an account counts, matched or not: an event from a person the database does not know
     # yet (stored as unmatched) is still an interaction of that account. Events of unknown accounts have none.
-    conditions: list[ColumnElement[bool]] = [event_account.is_not(None)]
+    shared = _filtered(container, filters)
+    conditions: list[ColumnElement[bool]] = []
     source: FromClause = EVENT
+    listed: FromClause | None = None
     match container:
         case Container.account:
             container_id: ColumnElement[Any] = event_account
+
+            def one(cid: ColumnElement[Any], account: ColumnElement[Any] | None) -> Events:
+                return [event_account == cid, *shared]
+
         case Container.person:
             container_id = EVENT.c.person_id
             conditions.append(container_id.is_not(None))
+
+            def one(cid: ColumnElement[Any], account: ColumnElement[Any] | None) -> Events:
+                return [EVENT.c.person_id == cid, *shared]
+
         case Container.buying_group:
             group = BuyingGroup.__table__  # type: ignore[attr-defined]
             member = BuyingGroupMember.__table__  # type: ignore[attr-defined]
@@ -118,14 +149,39 @@ def population(container: Container, filters: Filters) -> Population:
             )
             container_id = group.c.id
             conditions.append(or_(EVENT.c.person_id.is_(None), member.c.person_id.is_not(None)))
+            groups = select(group.c.id.label("cid"), group.c.account_id.label("account"))
             if filters.solution_interest:
                 conditions.append(group.c.solution_interest_id == filters.solution_interest)
+                groups = groups.where(group.c.solution_interest_id == filters.solution_interest)
+
+            def one(cid: ColumnElement[Any], account: ColumnElement[Any] | None) -> Events:
+                # One lookup of the members' unique (group, person) pair per event.
+                membership = select(member.c.id).where(
+                    member.c.buying_group_id == cid, member.c.person_id == EVENT.c.person_id
+                )
+                mine = or_(EVENT.c.person_id.is_(None), exists(membership.correlate_except(member)))
+                return [event_account == account, mine, *shared]
+
+            listed = groups.subquery("listed")
         case Container.opportunity:
             opportunity = opportunities()
             source = EVENT.join(opportunity, opportunity.c.account_id == event_account)
             container_id = opportunity.c.id
             named = opportunity_of_event()
             conditions.append(or_(named.is_(None), named == opportunity.c.id))
+
+            def one(cid: ColumnElement[Any], account: ColumnElement[Any] | None) -> Events:
+                return [event_account == account, or_(named.is_(None), named == cid), *shared]
+
+            listing = select(opportunity.c.id.label("cid"), opportunity.c.account_id.label("account"))
+            listed = listing.subquery("listed")
+    return Population(container, container_id, source, (*conditions, *shared), dialect, one, listed)
+
+
+def _filtered(container: Container, filters: Filters) -> list[ColumnElement[bool]]:
+    """The conditions on an event's own columns: it has an account, and the filters."""
+    event_account: ColumnElement[Any] = EVENT.c.account_id
+    conditions: list[ColumnElement[bool]] = [event_account.is_not(None)]
     if filters.solution_interest and container is not Container.buying_group:
         conditions.append(
             event_account.in_(
@@ -149,4 +205,4 @@ def population(container: Container, filters: Filters) -> Population:
         conditions.append(col(ActivityEvent.occurred_at) >= filters.since)
     if filters.until:
         conditions.append(col(ActivityEvent.occurred_at) < filters.until)
-    return Population(container, container_id, source, tuple(conditions))
+    return conditions

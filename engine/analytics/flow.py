@@ -4,8 +4,8 @@ Each container is anchored at its first (or last) milestone event. Starting with
 the milestone then the dimension values of the events after it; ending with it, the values before it then
 the milestone; containing it, both, with the milestone in the middle column. Events without a value for the
 dimension are skipped; consecutive equal values are one step unless repeats are included
-(engine/analytics/flow_steps.py has the SQL). In each column the `top` most frequent values keep their name
-and the rest become "other".
+(engine/analytics/flow_steps.py has the SQL, engine/analytics/flow_walk.py the walk from each anchor). In
+each column the `top` most frequent values keep their name and the rest become "other".
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from engine.analytics.choices import Container, Direction, Occurrence, Repeats
 from engine.analytics.containers import EVENT, PAYLOAD, Filters, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
-from engine.analytics.flow_steps import AFTER, BEFORE, anchors, steps
+from engine.analytics.flow_steps import AFTER, BEFORE, anchors
+from engine.analytics.flow_walk import walked
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
 
@@ -118,16 +119,10 @@ def flow(
             "a flow containing a milestone needs at least 3 columns: one before it, its own, one after"
         )
     value, applies = dimension_value(dimension)
-    people = population(container, filters)
+    people = population(container, filters, engine.dialect.name)
     anchor = anchors(people, prepared(engine, people, milestone), occurrence)
     before = steps_before(direction, columns)
-    query = steps(people, anchor, value, applies, {BEFORE: before, AFTER: columns - 1 - before}, repeats)
-    found: dict[str, tuple[list[str], list[str]]] = {}
-    with engine.connect() as connection:
-        for cid, side, step in connection.execute(query):
-            sides = found.setdefault(cid, ([], []))
-            if side is not None:
-                sides[side].append(step)
+    found = walked(engine, people, anchor, value, applies, {BEFORE: before, AFTER: columns - 1 - before}, repeats)
     label = milestone.label
     # Each path with the column of its first step: the milestone always lands in column `before`.
     sequences = [(before - len(ahead), [*reversed(ahead), label, *behind]) for ahead, behind in found.values()]

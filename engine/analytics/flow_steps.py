@@ -1,99 +1,116 @@
-"""The SQL of a flow: each container's anchor (its first or last milestone event) and the dimension values of
-the events on either side of it, numbered outwards from the anchor by window functions, in the database.
+"""The SQL of a flow: each container's anchor (its first or last milestone event), and the events nearest a
+starting point on one side of it, read through an index walk that stops after a given number of rows.
 
 Only events with a value for the dimension take part (for `node`, only `node_entered` events), in log
 order: time, then the log's id, so two events at the same instant keep the order they were recorded in.
-With repeats excluded, an event whose value equals the previous such event's on the same side of the
-anchor is left out, so a run of equal values is one step; the anchor itself is on neither side and never
-merges with a neighbour.
+A starting point is a container's anchor, or the last event a previous read reached (engine/analytics/
+flow_walk.py turns the events into steps and asks for more when repeats used them up).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy import Column, Integer, and_, column, literal, or_, select, true, union_all, values
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.sql.selectable import CTE, FromClause
 
-from engine.analytics.choices import Occurrence, Repeats
+from engine.analytics.choices import Occurrence
 from engine.analytics.containers import EVENT, Population
-from engine.analytics.firsts import earlier_than, first_events, later_than
+from engine.analytics.firsts import first_events
 from engine.analytics.selectors import Selector
 
-BEFORE, AFTER = 0, 1  # the `side` column of a step
+BEFORE, AFTER = 0, 1  # the `side` column of an event read
 
 
 def anchors(people: Population, selector: Selector, occurrence: Occurrence) -> CTE:
     """cid, t, eid of each container's first or last event matching `selector`, in log order."""
-    if occurrence is Occurrence.first:
-        return first_events(people, selector, "anchor")
-    # The mirror of first_events: the latest time per container, then the largest id at that time.
-    occurred, event_id = EVENT.c.occurred_at, EVENT.c.id
-    latest = people.select(people.id.label("cid"), func.max(occurred).label("t")).group_by(people.id)
-    times = latest.where(selector.condition()).cte("anchor_time")
-    chosen = people.select(times.c.cid, times.c.t, func.max(event_id).label("eid"))
-    chosen = chosen.join_from(people.source, times, and_(times.c.cid == people.id, occurred == times.c.t))
-    return chosen.where(selector.condition()).group_by(times.c.cid, times.c.t).cte("anchor")
+    return first_events(people, selector, "anchor", last=occurrence is Occurrence.last)
 
 
-def steps(
+def started(anchor: CTE) -> FromClause:
+    """cid, t, eid, account of each anchor: where each container's walks start."""
+    event = EVENT.alias("anchor_event")
+    columns = (anchor.c.cid, anchor.c.t, anchor.c.eid, event.c.account_id.label("account"))
+    return select(*columns).join_from(anchor, event, event.c.id == anchor.c.eid).subquery("started")
+
+
+def resumed(people: Population, points: Sequence[tuple[Any, int]]) -> FromClause:
+    """cid, t, eid, account of each (container, event id): where a walk that needs more events carries on from.
+
+    Only ids travel back to the database: the time is read from the log, never round-tripped through Python."""
+    reached = values(column("cid", people.id.type), column("eid", Integer), name="reached").data(list(points)).cte()
+    last = EVENT.alias("last_read")
+    return (
+        select(reached.c.cid, last.c.occurred_at.label("t"), reached.c.eid, last.c.account_id.label("account"))
+        .join_from(reached, last, last.c.id == reached.c.eid)
+        .subquery("resumed")
+    )
+
+
+def nearest(
     people: Population,
-    anchor: CTE,
+    starts: FromClause,
     value: ColumnElement[Any],
     applies: ColumnElement[bool] | None,
-    limits: dict[int, int],
-    repeats: Repeats,
+    counts: dict[int, int],
+    dialect: str,
 ) -> Select[Any]:
-    """cid, side, value of every anchored container's steps, at most `limits[side]` on each side, in order
-    outwards from the anchor; a container with no steps is one row whose side and value are NULL.
-
-    One statement for the anchors and their steps: the anchor (a scan of the milestone's events) is computed
-    once, not once for the list of anchored containers and again for their steps."""
-    parts = [_side(people, anchor, value, applies, side, limit, repeats) for side, limit in limits.items() if limit]
-    merged = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("steps")
-    return (
-        select(anchor.c.cid, merged.c.side, merged.c.value)
-        .select_from(anchor.outerjoin(merged, merged.c.cid == anchor.c.cid))
-        .order_by(anchor.c.cid, merged.c.side, merged.c.position)
+    """cid, side, eid, value of the `counts[side]` events nearest each start (cid, t, eid, account) on each
+    side, or of all there are when fewer, in log order per container and side (PostgreSQL may add the events at
+    the same instant as the last one: more of the walk, never a gap); a start with no event on a side is one
+    row whose eid is NULL."""
+    parts = [_side(people, starts, value, applies, side, count, dialect) for side, count in counts.items()]
+    merged = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("near")
+    # Sorted by time but without it: only the order comes back, no time is converted in Python.
+    return select(merged.c.cid, merged.c.side, merged.c.eid, merged.c.value).order_by(
+        merged.c.cid, merged.c.side, merged.c.t, merged.c.eid
     )
 
 
 def _side(
     people: Population,
-    anchor: CTE,
+    starts: FromClause,
     value: ColumnElement[Any],
     applies: ColumnElement[bool] | None,
     side: int,
-    limit: int,
-    repeats: Repeats,
+    count: int,
+    dialect: str,
 ) -> Select[Any]:
-    """cid, side, position, value of the first `limit` steps on one side of each anchor, walking outwards."""
     occurred, event_id = EVENT.c.occurred_at, EVENT.c.id
+    # Walking outwards from the start, as the (container, occurred_at) indexes are ordered (ties by id), so
+    # the database stops after `count` rows instead of reading the container's whole history.
     outwards = (occurred, event_id) if side == AFTER else (occurred.desc(), event_id.desc())
-    conditions = [value.is_not(None), later_than(anchor) if side == AFTER else earlier_than(anchor)]
+    beyond = (
+        and_(occurred >= starts.c.t, or_(occurred > starts.c.t, event_id > starts.c.eid))
+        if side == AFTER
+        else and_(occurred <= starts.c.t, or_(occurred < starts.c.t, event_id < starts.c.eid))
+    )
+    # Every event of a group or an opportunity is of its account, the account of the start's event: the
+    # database walks that account's (account, time) index instead of finding each start's events through the
+    # group or opportunity set.
+    conditions = [*people.events_of(starts.c.cid, starts.c.account), beyond]
+    if not (isinstance(value, Column) and not value.nullable):
+        # Checked only where it can fail: a NOT NULL column's check would make each step read the event's row,
+        # where without it the container's index alone answers (the event type, over accounts).
+        conditions.append(value.is_not(None))
     if applies is not None:
         conditions.append(applies)
-    events = people.select(anchor.c.cid, value.label("value")).join_from(
-        people.source, anchor, anchor.c.cid == people.id
-    )
-    if repeats is Repeats.include:
-        numbered = events.add_columns(
-            func.row_number().over(partition_by=anchor.c.cid, order_by=outwards).label("position")
-        ).where(*conditions)
-    else:
-        # Runs of one value, as seen walking outwards from the anchor: keep each run's first event (the one
-        # nearest the anchor; a run is one step whichever way it is walked), then number what is kept.
-        neighbour = func.lag(value).over(partition_by=anchor.c.cid, order_by=outwards).label("neighbour")
-        walked = events.add_columns(
-            neighbour, func.row_number().over(partition_by=anchor.c.cid, order_by=outwards).label("walked")
+    near = select().select_from(EVENT).where(*conditions)
+    if dialect == "postgresql":
+        # PostgreSQL's (container, time) indexes give a start's events in time order only: ordering by id as
+        # well would sort each start's events. The events at the last instant read come along instead: still
+        # the walk's first events, at least `count` of them, put in log order by the statement's ORDER BY.
+        near = near.order_by(outwards[0]).fetch(count, with_ties=True)
+        walked = near.add_columns(event_id.label("eid"), occurred.label("t"), value.label("value")).lateral()
+        return select(starts.c.cid, literal(side).label("side"), walked.c.eid, walked.c.t, walked.c.value).select_from(
+            starts.outerjoin(walked, true())
         )
-        runs = walked.where(*conditions).subquery(f"runs_{side}")
-        kept = or_(runs.c.neighbour.is_(None), runs.c.neighbour != runs.c.value)
-        position = func.row_number().over(partition_by=runs.c.cid, order_by=runs.c.walked).label("position")
-        numbered = select(runs.c.cid, runs.c.value, position).where(kept)
-    ranked = numbered.subquery(f"side_{side}")
-    return select(ranked.c.cid, literal(side).label("side"), ranked.c.position, ranked.c.value).where(
-        ranked.c.position <= limit
-    )
+    # SQLite has no LATERAL: the ids of each start's nearest events, a correlated subquery run once per start,
+    # pick the log's rows by primary key. Only `starts` correlates: the subquery reads the log on its own.
+    ids = near.add_columns(event_id).order_by(*outwards).limit(count).correlate(starts)
+    return select(
+        starts.c.cid, literal(side).label("side"), event_id.label("eid"), occurred.label("t"), value.label("value")
+    ).select_from(starts.outerjoin(EVENT, event_id.in_(ids)))

@@ -71,7 +71,9 @@ def timeline(engine: Engine, account: str, filters: Filters, solution_interest: 
                 f"account '{account}' has no buying group for the solution interest '{solution_interest}'"
             )
     container = Container.buying_group if solution_interest else Container.account
-    people = population(container, Filters(filters.journey, solution_interest, filters.since, filters.until))
+    people = population(
+        container, Filters(filters.journey, solution_interest, filters.since, filters.until), engine.dialect.name
+    )
     query = (
         people.select(ActivityEvent, Person)
         .outerjoin(Person, col(Person.id) == col(ActivityEvent.person_id))

@@ -30,8 +30,13 @@ def anchors(people: Population, selector: Selector, occurrence: Occurrence) -> C
     return first_events(people, selector, "anchor", last=occurrence is Occurrence.last)
 
 
-def started(anchor: CTE) -> FromClause:
-    """cid, t, eid, account of each anchor: where each container's walks start."""
+def started(people: Population, anchor: CTE) -> FromClause:
+    """cid, t, eid, account of each anchor: where each container's walks start. The account is the one of the
+    anchor's event, which a buying group's or an opportunity's walk reads (and their anchors already carry);
+    an account's or a person's walk does not need it."""
+    if people.listed is None or "account" in anchor.c:
+        account = anchor.c.account if "account" in anchor.c else literal(None).label("account")
+        return select(anchor.c.cid, anchor.c.t, anchor.c.eid, account).subquery("started")
     event = EVENT.alias("anchor_event")
     columns = (anchor.c.cid, anchor.c.t, anchor.c.eid, event.c.account_id.label("account"))
     return select(*columns).join_from(anchor, event, event.c.id == anchor.c.eid).subquery("started")

@@ -45,7 +45,7 @@ def walked(
     dialect = engine.dialect.name
     found: dict[Any, Steps] = {}
     with engine.connect() as connection:
-        query = nearest(people, started(anchor), value, applies, counts, dialect)
+        query = nearest(people, started(people, anchor), value, applies, counts, dialect)
         unfinished = _take(connection.execute(query), found, counts, wanted, merge)
         while unfinished:
             counts = {side: count * 2 for side, count in counts.items()}

@@ -112,23 +112,16 @@ class TestPlans:
     own, walk each one's account's events; every later step walks each container's events from the previous
     step's event, through the index that holds them in log order."""
 
-    def test_account(self, sqlite_engine: Engine) -> None:
-        plans = canvas_plans(sqlite_engine, Container.account)
-        index = "ix_activity_event_type_account_order"
+    @pytest.mark.parametrize(
+        ("container", "key"), [(Container.account, "account"), (Container.person, "person")], ids=str
+    )
+    def test_account_and_person(self, sqlite_engine: Engine, container: Container, key: str) -> None:
+        plans = canvas_plans(sqlite_engine, container)
+        index = f"ix_activity_event_type_{key}_order"
         assert plans == [
-            f"SEARCH activity_event USING COVERING INDEX {index} (type=? AND account_id>?)",
-            f"SEARCH activity_event USING COVERING INDEX {index} (type=? AND account_id=? AND occurred_at=?)",
-            f"SEARCH activity_event USING INDEX {index} (type=? AND account_id=? AND occurred_at>?)",
-            "SEARCH activity_event USING INTEGER PRIMARY KEY (rowid=?)",
-        ]
-
-    def test_person(self, sqlite_engine: Engine) -> None:
-        plans = canvas_plans(sqlite_engine, Container.person)
-        index = "ix_activity_event_type_person_order"
-        assert plans == [
-            f"SEARCH activity_event USING COVERING INDEX {index} (type=? AND person_id>?)",
-            f"SEARCH activity_event USING COVERING INDEX {index} (type=? AND person_id=? AND occurred_at=?)",
-            f"SEARCH activity_event USING INDEX {index} (type=? AND person_id=? AND occurred_at>?)",
+            f"SEARCH activity_event USING COVERING INDEX {index} (type=? AND {key}_id>?)",
+            f"SEARCH activity_event USING COVERING INDEX {index} (type=? AND {key}_id=? AND occurred_at=?)",
+            f"SEARCH activity_event USING INDEX {index} (type=? AND {key}_id=? AND occurred_at>?)",
             "SEARCH activity_event USING INTEGER PRIMARY KEY (rowid=?)",
         ]
 

@@ -100,14 +100,13 @@ def cohort(
         # Only the periods the tables show are read, each container's as one range of the (type, container, time)
         # indexes: periods 0..periods-1 from its inclusion event on, and for latency -(periods-1)..-1 before its
         # inclusion period (period 0 is after the inclusion event, so its earlier events count nowhere).
-        anchors = _anchors(included, people)
-        moment, edge = EVENT.c.occurred_at, partial(period_edge, anchors.c.t, grain, dialect=dialect)
-        shown_after = and_(later_than(anchors), moment < edge(periods))
-        after = _returns(people, returning, anchors, return_min, shown_after, grain)
+        moment, edge = EVENT.c.occurred_at, partial(period_edge, included.c.t, grain, dialect=dialect)
+        shown_after = and_(later_than(included), moment < edge(periods))
+        after = _returns(people, returning, included, return_min, shown_after, grain)
         returns = _offsets(connection, after, cohort_of, grain)
         if latency and periods > 1:
             shown_before = and_(moment >= edge(1 - periods), moment < edge(0))
-            before = _returns(people, returning, anchors, return_min, shown_before, grain)
+            before = _returns(people, returning, included, return_min, shown_before, grain)
             for cid, earlier in _offsets(connection, before, cohort_of, grain).items():
                 returns.setdefault(cid, set()).update(earlier)
     counting = Counting(grain, periods, rolling, returns_after_inclusion, churn, latency, utcnow().date())
@@ -144,37 +143,33 @@ def _included(people: Population, inclusion: Selector, include_min: int) -> CTE:
     if include_min == 1:
         return first_events(people, inclusion, "included")
     order = func.row_number().over(partition_by=people.id, order_by=(occurred, col(ActivityEvent.id)))
+    # A buying group's or an opportunity's events are read through its account (Population.events_of), which
+    # first_events carries for them: so does this.
+    account = [EVENT.c.account_id.label("account")] if people.listed is not None else []
     ranked = (
-        people.select(people.id.label("cid"), occurred.label("t"), col(ActivityEvent.id).label("eid"), order.label("n"))
+        people.select(
+            people.id.label("cid"), occurred.label("t"), col(ActivityEvent.id).label("eid"), *account, order.label("n")
+        )
         .where(inclusion.condition())
         .subquery("ranked")
     )
-    return select(ranked.c.cid, ranked.c.t, ranked.c.eid).where(ranked.c.n == include_min).cte("included")
-
-
-def _anchors(included: CTE, people: Population) -> CTE:
-    """cid, t, eid of each included container, and `account`, the account of its inclusion event (and so its own)
-    when the container needs it to find its events (Population.events_of)."""
-    if people.listed is None or "account" in included.c:
-        return included
-    inclusion_event = EVENT.alias("inclusion_event")
-    anchored = select(included.c.cid, included.c.t, included.c.eid, inclusion_event.c.account_id.label("account"))
-    return materialized(
-        anchored.join_from(included, inclusion_event, inclusion_event.c.id == included.c.eid).cte("anchors")
-    )
+    kept = [ranked.c.cid, ranked.c.t, ranked.c.eid]
+    if account:
+        kept.append(ranked.c.account)
+    return materialized(select(*kept).where(ranked.c.n == include_min).cte("included"))
 
 
 def _returns(
     people: Population,
     returning: Selector,
-    anchors: CTE,
+    included: CTE,
     return_min: int,
     when: ColumnElement[bool],
     grain: Grain,
 ) -> Select[Any]:
     """cid, period start of each period in which a container had `return_min` return events meeting `when`."""
-    account = anchors.c.account if people.listed is not None else None
-    event = and_(*people.events_of(anchors.c.cid, account))
+    account = included.c.account if people.listed is not None else None
+    event = and_(*people.events_of(included.c.cid, account))
     returned = and_(event, returning.condition(), when)
     # Each container's events read from the log as a range of an index, the containers the outer loop: left to
     # choose, SQLite sometimes walked every event of the type and looked its container up, and PostgreSQL hashed
@@ -185,9 +180,9 @@ def _returns(
     if people.dialect == "postgresql":
         periods = _at_least(select(period.label("period")).where(returned), (period,), return_min)
         lateral = periods.lateral("returned")
-        return select(anchors.c.cid, lateral.c.period).select_from(anchors.join(lateral, true()))
-    query = select(anchors.c.cid, period.label("period")).select_from(anchors.outerjoin(EVENT, returned))
-    return _at_least(query, (anchors.c.cid, period), return_min)
+        return select(included.c.cid, lateral.c.period).select_from(included.join(lateral, true()))
+    query = select(included.c.cid, period.label("period")).select_from(included.outerjoin(EVENT, returned))
+    return _at_least(query, (included.c.cid, period), return_min)
 
 
 def _at_least(query: Select[Any], keys: tuple[ColumnElement[Any], ...], return_min: int) -> Select[Any]:

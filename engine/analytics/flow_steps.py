@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Integer, and_, column, literal, or_, select, true, union_all, values
+from sqlalchemy import Column, Integer, column, literal, select, true, union_all, values
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, FromClause
 
 from engine.analytics.choices import Occurrence
 from engine.analytics.containers import EVENT, Population
-from engine.analytics.firsts import first_events
+from engine.analytics.firsts import earlier_than, first_events, later_than
 from engine.analytics.selectors import Selector
 
 BEFORE, AFTER = 0, 1  # the `side` column of an event read
@@ -31,15 +31,11 @@ def anchors(people: Population, selector: Selector, occurrence: Occurrence) -> C
 
 
 def started(people: Population, anchor: CTE) -> FromClause:
-    """cid, t, eid, account of each anchor: where each container's walks start. The account is the one of the
-    anchor's event, which a buying group's or an opportunity's walk reads (and their anchors already carry);
-    an account's or a person's walk does not need it."""
-    if people.listed is None or "account" in anchor.c:
-        account = anchor.c.account if "account" in anchor.c else literal(None).label("account")
-        return select(anchor.c.cid, anchor.c.t, anchor.c.eid, account).subquery("started")
-    event = EVENT.alias("anchor_event")
-    columns = (anchor.c.cid, anchor.c.t, anchor.c.eid, event.c.account_id.label("account"))
-    return select(*columns).join_from(anchor, event, event.c.id == anchor.c.eid).subquery("started")
+    """cid, t, eid, account of each anchor: where each container's walks start. A buying group's or an
+    opportunity's walk reads its account, which its anchor carries (first_events); an account's or a person's
+    walk does not need one."""
+    account = anchor.c.account if people.listed is not None else literal(None).label("account")
+    return select(anchor.c.cid, anchor.c.t, anchor.c.eid, account).subquery("started")
 
 
 def resumed(people: Population, points: Sequence[tuple[Any, int]]) -> FromClause:
@@ -88,11 +84,7 @@ def _side(
     # Walking outwards from the start, as the (container, occurred_at) indexes are ordered (ties by id), so
     # the database stops after `count` rows instead of reading the container's whole history.
     outwards = (occurred, event_id) if side == AFTER else (occurred.desc(), event_id.desc())
-    beyond = (
-        and_(occurred >= starts.c.t, or_(occurred > starts.c.t, event_id > starts.c.eid))
-        if side == AFTER
-        else and_(occurred <= starts.c.t, or_(occurred < starts.c.t, event_id < starts.c.eid))
-    )
+    beyond = later_than(starts) if side == AFTER else earlier_than(starts)
     # Every event of a group or an opportunity is of its account, the account of the start's event: the
     # database walks that account's (account, time) index instead of finding each start's events through the
     # group or opportunity set.

@@ -185,9 +185,10 @@ class TestBoundedWork:
         ],
     )
     def test_constant_blowups_are_refused_at_validation(self, source: str, message: str) -> None:
-        started = time.monotonic()
+        # CPU time, here and below: the bound is on the work, and a busy machine only adds waiting to wall time.
+        started = time.process_time()
         assert check(source, AUDIENCE) == [message]
-        assert time.monotonic() - started < 1
+        assert time.process_time() - started < 1
 
     @pytest.mark.parametrize(
         ("source", "account"),
@@ -200,17 +201,17 @@ class TestBoundedWork:
     )
     def test_data_driven_blowups_fail_fast(self, source: str, account: dict[str, object]) -> None:
         condition = compile_condition(source, AUDIENCE)
-        started = time.monotonic()
+        started = time.process_time()
         with pytest.raises(ExpressionLimitError):
             condition.evaluate(account=account)
-        assert time.monotonic() - started < 1
+        assert time.process_time() - started < 1
 
     def test_catastrophic_regex_is_linear(self) -> None:
         """The classic (a+)+$ over 'aaa…a!' backtracks for ages in Python's re; RE2 answers at once."""
         condition = compile_condition("account.name is matching('^(a+)+$')", AUDIENCE)
-        started = time.monotonic()
+        started = time.process_time()
         assert not condition.evaluate(account={"name": "a" * 100_000 + "!"})
-        assert time.monotonic() - started < 1
+        assert time.process_time() - started < 1
 
     @pytest.mark.parametrize(
         ("source", "message"),
@@ -228,7 +229,7 @@ class TestBoundedWork:
         ],
     )
     def test_oversized_sources_are_refused_unparsed(self, source: str, message: str) -> None:
-        started = time.monotonic()
+        started = time.process_time()
         [problem] = check(source, AUDIENCE)
         assert problem.endswith(message), problem
-        assert time.monotonic() - started < 1
+        assert time.process_time() - started < 1

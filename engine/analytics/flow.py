@@ -141,36 +141,43 @@ def flow(
 
 
 def _counted(sequences: list[tuple[int, list[str]]], columns: int, top: int) -> dict[str, Any]:
-    """Columns, links and paths of the aligned sequences, rare values per column grouped as `other`."""
-    placed = [{start + index: step for index, step in enumerate(sequence)} for start, sequence in sequences]
+    """Columns, links and paths of the aligned sequences, rare values per column grouped as `other`.
+
+    Containers share few distinct paths: each is counted once, weighted by how many containers took it."""
+    weights = Counter((start, tuple(sequence)) for start, sequence in sequences)
     kept: list[set[str]] = []
     for column in range(columns):
-        counts = Counter(path[column] for path in placed if column in path)
+        counts: Counter[str] = Counter()
+        for (start, steps), weight in weights.items():
+            if start <= column < start + len(steps):
+                counts[steps[column - start]] += weight
         kept.append({name for name, _ in _ranked(counts)[:top]})
-    grouped = [{column: step if step in kept[column] else OTHER for column, step in path.items()} for path in placed]
-    column_models = []
-    for column in range(columns):
-        counts = Counter(path[column] for path in grouped if column in path)
-        values = [FlowValue(value=name, containers=count) for name, count in _ranked(counts)]
-        column_models.append(FlowColumn(column=column + 1, values=values))
-    link_counts = Counter(
-        (column, path[column], path[column + 1])
-        for path in grouped
-        for column in range(columns - 1)
-        if column in path and column + 1 in path
-    )
+    grouped: Counter[tuple[int, tuple[str, ...]]] = Counter()
+    for (start, steps), weight in weights.items():
+        named = tuple(step if step in kept[start + index] else OTHER for index, step in enumerate(steps))
+        grouped[start, named] += weight
+    column_counts: list[Counter[str]] = [Counter() for _ in range(columns)]
+    link_counts: Counter[tuple[int, str, str]] = Counter()
+    for (start, steps), weight in grouped.items():
+        for index, step in enumerate(steps):
+            column_counts[start + index][step] += weight
+            if index:
+                link_counts[start + index - 1, steps[index - 1], step] += weight
+    column_models = [
+        FlowColumn(column=column + 1, values=[FlowValue(value=name, containers=n) for name, n in _ranked(counts)])
+        for column, counts in enumerate(column_counts)
+    ]
     links = [
         FlowLink(column=column + 1, source=source, target=target, containers=count)
         for (column, source, target), count in sorted(
             link_counts.items(), key=lambda item: (item[0][0], -item[1], item[0][1:])
         )
     ]
-    path_counts = Counter((tuple(path[column] for column in sorted(path)), min(path)) for path in grouped)
     # Ties by the steps' names in order, then by where the path starts (the same names can sit in other columns).
-    ranked_paths = sorted(path_counts.items(), key=lambda item: (-item[1], *item[0]))
+    ranked_paths = sorted(grouped.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
     paths = [
         FlowPath(start_column=start + 1, steps=list(names), containers=count)
-        for (names, start), count in ranked_paths[:top]
+        for (start, names), count in ranked_paths[:top]
     ]
     return {"columns": column_models, "links": links, "paths": paths}
 

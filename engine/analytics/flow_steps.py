@@ -9,10 +9,12 @@ flow_walk.py turns the events into steps and asks for more when repeats used the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Integer, column, literal, select, true, union_all, values
+from sqlalchemy import Column, Integer, String, cast, func, literal, select, true, union_all
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, FromClause
@@ -38,11 +40,20 @@ def started(people: Population, anchor: CTE) -> FromClause:
     return select(anchor.c.cid, anchor.c.t, anchor.c.eid, account).subquery("started")
 
 
-def resumed(people: Population, points: Sequence[tuple[Any, int]]) -> FromClause:
+def resumed(people: Population, points: Sequence[tuple[Any, int]], dialect: str) -> FromClause:
     """cid, t, eid, account of each (container, event id): where a walk that needs more events carries on from.
 
-    Only ids travel back to the database: the time is read from the log, never round-tripped through Python."""
-    reached = values(column("cid", people.id.type), column("eid", Integer), name="reached").data(list(points)).cte()
+    The points travel as one JSON parameter: thousands of bound values would cost more to compile than the
+    read itself. Only ids travel back to the database: the time is read from the log, never round-tripped
+    through Python."""
+    listing = literal(json.dumps(list(points)), String)
+    if dialect == "postgresql":
+        point = func.jsonb_array_elements(cast(listing, JSONB)).table_valued("value").alias("point")
+        cid, eid = point.c.value.op("->>")(0), point.c.value.op("->>")(1)
+    else:
+        point = func.json_each(listing).table_valued("value").alias("point")
+        cid, eid = func.json_extract(point.c.value, "$[0]"), func.json_extract(point.c.value, "$[1]")
+    reached = select(cast(cid, people.id.type).label("cid"), cast(eid, Integer).label("eid")).cte("reached")
     last = EVENT.alias("last_read")
     return (
         select(reached.c.cid, last.c.occurred_at.label("t"), reached.c.eid, last.c.account_id.label("account"))

@@ -23,7 +23,6 @@ from engine.analytics.containers import Population
 from engine.analytics.flow_steps import BEFORE, nearest, resumed, started
 
 READ_PER_STEP = 2  # events first read per step wanted, repeats excluded: most runs are short
-POINTS_PER_READ = 1_000  # walks carried on by one statement: two parameters each, within every database's limit
 
 Steps = tuple[list[Any], list[Any]]  # the values before the anchor (nearest first) and after it
 
@@ -46,16 +45,16 @@ def walked(
     found: dict[Any, Steps] = {}
     with engine.connect() as connection:
         query = nearest(people, started(people, anchor), value, applies, counts, dialect)
-        unfinished = _take(connection.execute(query), found, counts, wanted, merge)
+        unfinished = _take(connection.execute(query).all(), found, counts, wanted, merge)
         while unfinished:
             counts = {side: count * 2 for side, count in counts.items()}
             carried_on: list[tuple[int, Any, int]] = []
             for side in wanted:
                 points = [(cid, eid) for walk_side, cid, eid in unfinished if walk_side == side]
-                for start in range(0, len(points), POINTS_PER_READ):
-                    starts = resumed(people, points[start : start + POINTS_PER_READ])
+                if points:
+                    starts = resumed(people, points, dialect)
                     query = nearest(people, starts, value, applies, {side: counts[side]}, dialect)
-                    carried_on += _take(connection.execute(query), found, counts, wanted, merge)
+                    carried_on += _take(connection.execute(query).all(), found, counts, wanted, merge)
             unfinished = carried_on
     return found
 

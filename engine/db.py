@@ -254,7 +254,9 @@ class ActivityEvent(SQLModel, table=True):
 
     __tablename__ = "activity_event"
     __table_args__ = (
-        Index("ix_activity_event_account_time", "account_id", "occurred_at"),
+        # An account's events in log order (timelines, the account container's flows). With the person, a
+        # buying group's walk checks membership, and with the type a flow over types reads no row at all.
+        Index("ix_activity_event_account_order", "account_id", "occurred_at", "id", "person_id", "type"),
         Index("ix_activity_event_type_time", "type", "occurred_at"),
         # Analytics (engine/analytics/): each report step reads one event type per container in log order,
         # (occurred_at, id), and stops at the first match. `id` after the time gives that order straight from
@@ -262,9 +264,10 @@ class ActivityEvent(SQLModel, table=True):
         # the account, the buying-group container the person (its membership), without reading the rows.
         Index("ix_activity_event_type_account_order", "type", "account_id", "occurred_at", "id", "person_id"),
         Index("ix_activity_event_type_person_order", "type", "person_id", "occurred_at", "id", "account_id"),
-        # A person's events in log order (the person container's flows; erasing a person). With the account, a
-        # flow's walk through a person's nearest events checks that each has one without reading its row.
-        Index("ix_activity_event_person_order", "person_id", "occurred_at", "id", "account_id"),
+        # A person's events in log order (the person container's flows; erasing a person). With the account and
+        # the type, a flow's walk through a person's nearest events reads no row (PostgreSQL: 0.85 s -> 0.3 s
+        # over 31,562 people).
+        Index("ix_activity_event_person_order_type", "person_id", "occurred_at", "id", "account_id", "type"),
         Index("ix_activity_event_journey_node", "journey_id", "node_id"),
         # The events relay's queue: rows not yet signalled to journeys, oldest first.
         Index("ix_activity_event_undelivered", "delivered_at", "id"),
@@ -470,6 +473,8 @@ REPLACED_INDEXES = (
     "ix_activity_event_type_account_time_person",
     "ix_activity_event_type_person_time",
     "ix_activity_event_person_time",
+    "ix_activity_event_person_order",
+    "ix_activity_event_account_time",
 )
 
 

@@ -23,7 +23,8 @@ from engine.db import REPLACED_INDEXES, init_db, make_engine
 ANALYTICS_INDEXES = {
     "ix_activity_event_type_account_order": ["type", "account_id", "occurred_at", "id", "person_id"],
     "ix_activity_event_type_person_order": ["type", "person_id", "occurred_at", "id", "account_id"],
-    "ix_activity_event_person_order": ["person_id", "occurred_at", "id", "account_id"],
+    "ix_activity_event_person_order_type": ["person_id", "occurred_at", "id", "account_id", "type"],
+    "ix_activity_event_account_order": ["account_id", "occurred_at", "id", "person_id", "type"],
 }
 
 
@@ -65,6 +66,15 @@ class TestIndexes:
             )
             connection.execute(
                 text("CREATE INDEX ix_activity_event_person_time ON activity_event (person_id, occurred_at)")
+            )
+            connection.execute(
+                text(
+                    "CREATE INDEX ix_activity_event_person_order "
+                    "ON activity_event (person_id, occurred_at, id, account_id)"
+                )
+            )
+            connection.execute(
+                text("CREATE INDEX ix_activity_event_account_time ON activity_event (account_id, occurred_at)")
             )
         assert set(REPLACED_INDEXES) <= set(event_indexes(engine))
         init_db(engine)

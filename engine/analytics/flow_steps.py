@@ -10,14 +10,15 @@ flow_walk.py turns the events into steps and asks for more when repeats used the
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Column, Integer, String, cast, func, literal, select, true, union_all
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Column, Integer, String, cast, func, literal, select, true, type_coerce, union_all
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE, FromClause
+from sqlalchemy.types import NullType
 
 from engine.analytics.choices import Occurrence
 from engine.analytics.containers import EVENT, Population
@@ -47,6 +48,8 @@ def resumed(people: Population, points: Sequence[tuple[Any, int]], dialect: str)
     read itself. Only ids travel back to the database: the time is read from the log, never round-tripped
     through Python."""
     listing = literal(json.dumps(list(points)), String)
+    cid: ColumnElement[Any]
+    eid: ColumnElement[Any]
     if dialect == "postgresql":
         point = func.jsonb_array_elements(cast(listing, JSONB)).table_valued("value").alias("point")
         cid, eid = point.c.value.op("->>")(0), point.c.value.op("->>")(1)
@@ -70,16 +73,14 @@ def nearest(
     counts: dict[int, int],
     dialect: str,
 ) -> Select[Any]:
-    """cid, side, eid, value of the `counts[side]` events nearest each start (cid, t, eid, account) on each
-    side, or of all there are when fewer, in log order per container and side (PostgreSQL may add the events at
-    the same instant as the last one: more of the walk, never a gap); a start with no event on a side is one
-    row whose eid is NULL."""
+    """One row per start (cid, t, eid, account) and side with the `counts[side]` events nearest the start on
+    that side, or all there are when fewer, walking outwards (PostgreSQL may add the events at the same instant
+    as the last one: more of the walk, never a gap). `walks` reads the rows.
+
+    One row per start and side rather than one per event: a flow over 30,000 people reads 170,000 events,
+    and turning each into a row in Python cost more than the read."""
     parts = [_side(people, starts, value, applies, side, count, dialect) for side, count in counts.items()]
-    merged = (parts[0] if len(parts) == 1 else union_all(*parts)).subquery("near")
-    # Sorted by time but without it: only the order comes back, no time is converted in Python.
-    return select(merged.c.cid, merged.c.side, merged.c.eid, merged.c.value).order_by(
-        merged.c.cid, merged.c.side, merged.c.t, merged.c.eid
-    )
+    return parts[0] if len(parts) == 1 else union_all(*parts)  # type: ignore[return-value]
 
 
 def _side(
@@ -106,19 +107,36 @@ def _side(
         conditions.append(value.is_not(None))
     if applies is not None:
         conditions.append(applies)
-    near = select().select_from(EVENT).where(*conditions)
+    near = select(event_id.label("eid"), occurred.label("t"), value.label("value")).where(*conditions).correlate(starts)
     if dialect == "postgresql":
         # PostgreSQL's (container, time) indexes give a start's events in time order only: ordering by id as
-        # well would sort each start's events. The events at the last instant read come along instead: still
-        # the walk's first events, at least `count` of them, put in log order by the statement's ORDER BY.
-        near = near.order_by(outwards[0]).fetch(count, with_ties=True)
-        walked = near.add_columns(event_id.label("eid"), occurred.label("t"), value.label("value")).lateral()
-        return select(starts.c.cid, literal(side).label("side"), walked.c.eid, walked.c.t, walked.c.value).select_from(
-            starts.outerjoin(walked, true())
+        # well would sort each start's events. The events at the last instant read come along instead, still
+        # the walk's first events, put in log order by the aggregates. Two arrays, not JSON: the driver reads
+        # arrays four times faster.
+        walk = near.order_by(outwards[0]).fetch(count, with_ties=True).subquery("walk")
+        order = (walk.c.t, walk.c.eid) if side == AFTER else (walk.c.t.desc(), walk.c.eid.desc())
+        # Untyped: the driver returns lists already, which SQLAlchemy's ARRAY would copy item by item.
+        arrays = select(
+            type_coerce(func.array_agg(aggregate_order_by(walk.c.eid, *order)), NullType()).label("eids"),
+            type_coerce(func.array_agg(aggregate_order_by(walk.c.value, *order)), NullType()).label("event_values"),
+        ).lateral("read")
+        return select(starts.c.cid, literal(side).label("side"), arrays.c.eids, arrays.c.event_values).join_from(
+            starts, arrays, true()
         )
-    # SQLite has no LATERAL: the ids of each start's nearest events, a correlated subquery run once per start,
-    # pick the log's rows by primary key. Only `starts` correlates: the subquery reads the log on its own.
-    ids = near.add_columns(event_id).order_by(*outwards).limit(count).correlate(starts)
-    return select(
-        starts.c.cid, literal(side).label("side"), event_id.label("eid"), occurred.label("t"), value.label("value")
-    ).select_from(starts.outerjoin(EVENT, event_id.in_(ids)))
+    # SQLite, which has neither LATERAL nor arrays: one JSON list of [eid, value] per start. It aggregates the
+    # rows of an ordered, limited subquery in their order (it cannot flatten a LIMIT into the aggregate); the
+    # flow's tests on ties and long runs check it.
+    walk = near.order_by(*outwards).limit(count).subquery("walk")
+    pairs = func.json_group_array(func.json_array(walk.c.eid, walk.c.value))
+    read = select(pairs).select_from(walk).scalar_subquery()
+    return select(starts.c.cid, literal(side).label("side"), read.label("pairs"), literal(None).label("event_values"))
+
+
+def walks(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[Any, int, list[int], list[Any]]]:
+    """cid, side, event ids and values walking outwards, of each row of a `nearest` read."""
+    for cid, side, read, values in rows:
+        if values is not None or read is None:  # PostgreSQL's arrays (None: no event on that side)
+            yield cid, side, read or [], values or []
+            continue
+        pairs = json.loads(read)
+        yield cid, side, [eid for eid, _ in pairs], [event_value for _, event_value in pairs]

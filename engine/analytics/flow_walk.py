@@ -10,8 +10,6 @@ history, while a container's events are each read at most once and the rounds gr
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -20,7 +18,7 @@ from sqlalchemy.sql.selectable import CTE
 
 from engine.analytics.choices import Repeats
 from engine.analytics.containers import Population
-from engine.analytics.flow_steps import BEFORE, nearest, resumed, started
+from engine.analytics.flow_steps import nearest, resumed, started, walks
 
 READ_PER_STEP = 2  # events first read per step wanted, repeats excluded: most runs are short
 
@@ -66,17 +64,14 @@ def _take(
     wanted: dict[int, int],
     merge: bool,
 ) -> list[tuple[int, Any, int]]:
-    """Adds the read events (cid, side, eid, value; in log order per container and side) to the containers'
-    steps; returns (side, cid, last event id) of each walk that used up its read before reaching its steps."""
+    """Adds the events of a `nearest` read to the containers' steps; returns (side, cid, last event id) of each
+    walk that used up its read before reaching its steps."""
     unfinished = []
-    for (cid, side), group in groupby(rows, key=itemgetter(0, 1)):
+    for cid, side, event_ids, values in walks(rows):
         steps = found.setdefault(cid, ([], []))[side]
-        events = [(row[2], row[3]) for row in group if row[2] is not None]  # eid, value: by position, the quickest
-        if side == BEFORE:
-            events.reverse()  # read in log order, walked outwards
-        _extend(steps, [event_value for _, event_value in events], wanted[side], merge)
-        if len(steps) < wanted[side] and len(events) >= counts[side]:
-            unfinished.append((side, cid, events[-1][0]))
+        _extend(steps, values, wanted[side], merge)
+        if len(steps) < wanted[side] and len(event_ids) >= counts[side]:
+            unfinished.append((side, cid, event_ids[-1]))
     return unfinished
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import and_, func, literal, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
+from engine.analytics.bulk import collector_paused
 from engine.analytics.canvas_graph import CanvasGraph
 from engine.analytics.choices import Container
 from engine.analytics.containers import Filters, population
@@ -55,6 +56,7 @@ class BranchingReport(Report):
     edges: list[BranchEdge]
 
 
+@collector_paused()
 def branching(engine: Engine, canvas: CanvasGraph, container: Container, filters: Filters) -> BranchingReport:
     """Counts, conversions, fallout and median times of the canvas, computed in the database."""
     people = population(container, filters, engine.dialect.name)

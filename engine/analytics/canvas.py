@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
 from engine.analytics import variants
+from engine.analytics.bulk import collector_paused
 from engine.analytics.choices import Container
 from engine.analytics.containers import Filters, population
 from engine.analytics.errors import AnalyticsError
@@ -53,6 +54,7 @@ class CanvasReport(Report):
     variants: list[CanvasVariant] = Field(default_factory=list)
 
 
+@collector_paused()
 def canvas(
     engine: Engine,
     steps: list[Selector],

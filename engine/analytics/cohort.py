@@ -23,6 +23,7 @@ from sqlmodel import col
 
 from engine.analytics import cohort_by
 from engine.analytics.bounds import MOST_EVENTS_NEEDED, MOST_PERIODS
+from engine.analytics.bulk import collector_paused
 from engine.analytics.choices import Container, Grain
 from engine.analytics.cohort_rows import CohortRow, CohortTables, Counting, counted_tables
 from engine.analytics.containers import EVENT, Filters, Population, population
@@ -63,6 +64,7 @@ class CohortReport(Report):
         return CohortTables(rows=self.rows, churn=self.churn, latency=self.latency)
 
 
+@collector_paused()
 def cohort(
     engine: Engine,
     inclusion: Selector,

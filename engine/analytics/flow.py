@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.analytics.bounds import MOST_COLUMNS, MOST_TOP
+from engine.analytics.bulk import collector_paused
 from engine.analytics.choices import Container, Direction, Occurrence, Repeats
 from engine.analytics.containers import EVENT, PAYLOAD, Filters, population
 from engine.analytics.errors import AnalyticsError
@@ -97,6 +98,7 @@ def steps_before(direction: Direction, columns: int) -> int:
             return (columns - 1) // 2
 
 
+@collector_paused()
 def flow(
     engine: Engine,
     milestone: Selector,

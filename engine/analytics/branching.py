@@ -86,7 +86,7 @@ def branching(engine: Engine, canvas: CanvasGraph, container: Container, filters
     start_times: dict[int, dict[str, datetime]] = {index: {} for index, _ in starts}
     edge_times: list[dict[str, datetime]] = [{} for _ in canvas.edges]
     with engine.connect() as connection:
-        for kind, index, cid, moment in connection.execute(rows):
+        for kind, index, cid, moment in connection.execute(rows).all():  # one fetch, not one per row
             (start_times[index] if kind == START else edge_times[index])[cid] = utc(moment)
     return _report(canvas, container, filters, start_times, edge_times)
 

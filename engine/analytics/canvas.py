@@ -81,7 +81,7 @@ def canvas(
     reached = union_all(*(select(literal(index).label("step"), cte.c.cid, cte.c.t) for index, cte in enumerate(ctes)))
     times: dict[str, dict[int, datetime]] = {}
     with engine.connect() as connection:
-        for index, cid, moment in connection.execute(reached):
+        for index, cid, moment in connection.execute(reached).all():  # one fetch, not one per row
             times.setdefault(cid, {})[index] = utc(moment)
     breakdown: list[CanvasVariant] = []
     if chosen is not None and filters.journey is not None:

@@ -89,8 +89,8 @@ class Instant(TypeDecorator[datetime]):
         return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -435,8 +435,11 @@ def make_engine(url: str | None = None) -> Engine:
 def _postgresql_settings(connection: Any, _record: Any) -> None:
     # PostgreSQL compiles a query to machine code (JIT) when its estimated cost is high, as an analytics
     # report's is; on these queries, which run in tenths of a second, compiling took longer than it saved.
+    # Sessions in UTC, the zone every stored instant is read in: the driver then hands back datetimes already
+    # in UTC, which Instant passes through rather than converting each one (80,000 per report).
     cursor = connection.cursor()
     cursor.execute("SET jit = off")
+    cursor.execute("SET TIME ZONE 'UTC'")
     cursor.close()
     connection.commit()
 

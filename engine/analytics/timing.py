@@ -10,6 +10,8 @@ from engine.analytics.errors import AnalyticsError
 
 def utc(value: datetime) -> datetime:
     """SQLite returns naive datetimes (stored as UTC), PostgreSQL aware ones: both become aware UTC."""
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 

@@ -9,10 +9,10 @@ the steps implies this one. Broken down by variant, the accounts are grouped by 
 
 from __future__ import annotations
 
-from datetime import datetime
+from itertools import pairwise
 
 from pydantic import Field
-from sqlalchemy import literal, select, union_all
+from sqlalchemy import literal, null, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
@@ -23,9 +23,10 @@ from engine.analytics.containers import Filters, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events
+from engine.analytics.periods import seconds_between
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
-from engine.analytics.timing import median_seconds, percent, utc
+from engine.analytics.timing import median_seconds, percent
 
 
 class CanvasStep(ReportModel):
@@ -76,13 +77,21 @@ def canvas(
     for number, selector in enumerate(steps, start=1):
         step = prepared(engine, people, selector)
         ctes.append(first_events(people, step, f"step_{number}", ctes[-1] if ctes else None))
-    # One row per (step, container) reached, stacked rather than joined: joining the step CTEs makes
-    # PostgreSQL guess one row each and compare every container with every other.
-    reached = union_all(*(select(literal(index).label("step"), cte.c.cid, cte.c.t) for index, cte in enumerate(ctes)))
-    times: dict[str, dict[int, datetime]] = {}
+    # One row per (step, container) reached, stacked rather than joined: joining every step CTE makes
+    # PostgreSQL guess one row each and compare every container with every other. A later step's row carries
+    # the seconds since the previous step, computed in the database: turning 130,000 stored times into
+    # datetimes in Python took longer than finding them.
+    first = select(literal(0).label("step"), ctes[0].c.cid, null().label("gap"))
+    later = (
+        select(literal(index).label("step"), cte.c.cid, seconds_between(before.c.t, cte.c.t, people.dialect)).join_from(
+            cte, before, before.c.cid == cte.c.cid
+        )
+        for index, (before, cte) in enumerate(pairwise(ctes), start=1)
+    )
+    times: dict[str, dict[int, float | None]] = {}
     with engine.connect() as connection:
-        for index, cid, moment in connection.execute(reached).all():  # one fetch, not one per row
-            times.setdefault(cid, {})[index] = utc(moment)
+        for index, cid, gap in connection.execute(union_all(first, *later)).all():  # one fetch, not one per row
+            times.setdefault(cid, {})[index] = gap
     breakdown: list[CanvasVariant] = []
     if chosen is not None and filters.journey is not None:
         found = variants.assignments(engine, filters.journey, chosen)
@@ -104,15 +113,16 @@ def canvas(
     )
 
 
-def _steps(steps: list[Selector], reached: list[dict[int, datetime]]) -> list[CanvasStep]:
-    """Counts, conversion and median times of the steps, over the containers' times (step index -> first time)."""
+def _steps(steps: list[Selector], reached: list[dict[int, float | None]]) -> list[CanvasStep]:
+    """Counts, conversion and median times of the steps, over the steps each container reached (step index ->
+    seconds since the previous step; None for step 1)."""
     counts = [0] * len(steps)
     gaps: list[list[float]] = [[] for _ in steps]
     for by_step in reached:
-        for index, moment in by_step.items():
+        for index, gap in by_step.items():
             counts[index] += 1
-            if index:
-                gaps[index].append((moment - by_step[index - 1]).total_seconds())
+            if gap is not None:
+                gaps[index].append(gap)
     result = []
     for index, selector in enumerate(steps):
         before = counts[index - 1] if index else counts[0]

@@ -1,12 +1,12 @@
-"""Calendar periods (day, ISO week starting Monday, month, quarter, year; UTC) computed in SQL, the same on SQLite
-and PostgreSQL."""
+"""Calendar periods (day, ISO week starting Monday, month, quarter, year; UTC) and the time between two moments,
+computed in SQL, the same on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import String, case, func, literal
+from sqlalchemy import Float, Integer, String, case, cast, extract, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.analytics.choices import Grain
@@ -52,6 +52,20 @@ def period_edge(moment: ColumnElement[Any], grain: Grain, periods: int, dialect:
         return func.coalesce(edge, literal(_AFTER_THE_CALENDAR, String)) if periods > 0 else edge
     start = func.date_trunc(grain.value, func.timezone("UTC", moment))
     return func.timezone("UTC", start + func.make_interval(0, months, 0, days))
+
+
+def seconds_between(earlier: ColumnElement[Any], later: ColumnElement[Any], dialect: str) -> ColumnElement[Any]:
+    """The seconds from one stored moment to another, to the microsecond: the same float Python's
+    `(later - earlier).total_seconds()` gives (both divide a whole number of microseconds by a million)."""
+    if dialect == "sqlite":
+        # From the stored text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds since 1970 from strftime, microseconds
+        # from the text. julianday() would keep only milliseconds.
+        def microseconds(moment: ColumnElement[Any]) -> ColumnElement[int]:
+            whole = cast(func.strftime("%s", func.substr(moment, 1, 19)), Integer)
+            return whole * 1_000_000 + cast(func.substr(moment, 21, 6), Integer)
+
+        return (microseconds(later) - microseconds(earlier)) / literal(1_000_000.0, Float)
+    return cast(extract("epoch", later - earlier), Float)
 
 
 def periods_between(start: date, later: date, grain: Grain) -> int:

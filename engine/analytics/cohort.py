@@ -10,13 +10,14 @@ cohort_by.py say how.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, func, select, true
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.sql import Select
+from sqlalchemy import and_, func, literal, select, true, union_all
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
 from sqlmodel import col
@@ -36,6 +37,8 @@ from engine.analytics.selectors import Selector
 from engine.db import ActivityEvent, utcnow
 
 __all__ = ["CohortGroup", "CohortReport", "CohortRow", "cohort"]
+
+_MEMBER, _RETURN = 0, 1  # the kinds of row of _with_members
 
 
 class CohortGroup(CohortTables):
@@ -95,21 +98,30 @@ def cohort(
     inclusion, returning = prepared(engine, people, inclusion), prepared(engine, people, returning)
     dialect = engine.dialect.name
     included = _included(people, inclusion, include_min)
-    members = cohort_by.members(included, period_start(included.c.t, grain, dialect), dimension, people, filters)
+    cohort_start = period_start(included.c.t, grain, dialect)
+    # Only the periods the tables show are read, each container's as one range of the (type, container, time)
+    # indexes: periods 0..periods-1 from its inclusion event on, and for latency -(periods-1)..-1 before its
+    # inclusion period (period 0 is after the inclusion event, so its earlier events count nowhere).
+    moment, edge = EVENT.c.occurred_at, partial(period_edge, included.c.t, grain, dialect=dialect)
+    shown_after = and_(later_than(included), moment < edge(periods))
+    after = _returns(people, returning, included, return_min, shown_after, grain)
+    # All rows in one fetch each (`all()`), not one per row.
     with engine.connect() as connection:
-        found = [tuple(row) for row in connection.execute(members).all()]  # all(): one fetch, not one per row
+        if dimension is None:
+            # The containers and their returns in one statement, so the included containers are found once.
+            rows = connection.execute(_with_members(after, included, cohort_start)).all()
+            found: list[tuple[Any, ...]] = [(cid, start) for kind, cid, start in rows if kind == _MEMBER]
+            returned = [(cid, start) for kind, cid, start in rows if kind == _RETURN]
+        else:
+            members = cohort_by.members(included, cohort_start, dimension, people, filters)
+            found = [tuple(row) for row in connection.execute(members).all()]
+            returned = [(cid, start) for cid, start in connection.execute(after).all()]
         cohort_of = {row[0]: date.fromisoformat(row[1]) for row in found}
-        # Only the periods the tables show are read, each container's as one range of the (type, container, time)
-        # indexes: periods 0..periods-1 from its inclusion event on, and for latency -(periods-1)..-1 before its
-        # inclusion period (period 0 is after the inclusion event, so its earlier events count nowhere).
-        moment, edge = EVENT.c.occurred_at, partial(period_edge, included.c.t, grain, dialect=dialect)
-        shown_after = and_(later_than(included), moment < edge(periods))
-        after = _returns(people, returning, included, return_min, shown_after, grain)
-        returns = _offsets(connection, after, cohort_of, grain)
+        returns = _offsets(returned, cohort_of, grain)
         if latency and periods > 1:
             shown_before = and_(moment >= edge(1 - periods), moment < edge(0))
             before = _returns(people, returning, included, return_min, shown_before, grain)
-            for cid, earlier in _offsets(connection, before, cohort_of, grain).items():
+            for cid, earlier in _offsets(connection.execute(before).all(), cohort_of, grain).items():
                 returns.setdefault(cid, set()).update(earlier)
     counting = Counting(grain, periods, rolling, returns_after_inclusion, churn, latency, utcnow().date())
     overall = counted_tables(cohort_of, returns, counting)
@@ -194,13 +206,22 @@ def _at_least(query: Select[Any], keys: tuple[ColumnElement[Any], ...], return_m
     return query.group_by(*keys).having(func.count(EVENT.c.id) >= return_min)
 
 
-def _offsets(
-    connection: Connection, returns: Select[Any], cohort_of: dict[str, date], grain: Grain
-) -> dict[str, set[int]]:
-    """container id -> the periods, counted from its inclusion period, in which it returned."""
+def _with_members(returns: Select[Any], included: CTE, cohort_start: ColumnElement[str]) -> CompoundSelect[Any]:
+    """kind, cid, period: a _MEMBER row with the cohort (its first day) of each included container, then a
+    _RETURN row per period in which it returned (`returns`)."""
+    returned = returns.subquery("returned")
+    return union_all(
+        select(literal(_MEMBER).label("kind"), included.c.cid, cohort_start.label("period")),
+        select(literal(_RETURN), returned.c.cid, returned.c.period),
+    )
+
+
+def _offsets(rows: Sequence[Sequence[Any]], cohort_of: dict[str, date], grain: Grain) -> dict[str, set[int]]:
+    """container id -> the periods, counted from its inclusion period, in which it returned (`rows`: cid and
+    period start of each return)."""
     offsets: dict[str, set[int]] = {}
     between: dict[tuple[date, str], int] = {}  # few distinct (cohort, period) pairs: each computed once
-    for cid, start in connection.execute(returns).all():  # one fetch: row by row took longer than the query
+    for cid, start in rows:
         if start is None:
             continue  # a container that did not return (_returns)
         cohort = cohort_of[cid]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import nodes
-from sqlalchemy import and_, bindparam, false, not_, or_, true
+from sqlalchemy import Column, and_, bindparam, false, func, not_, or_, true
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlmodel import col
 
@@ -150,8 +151,8 @@ def _compare(left: nodes.Node, op: str, right: nodes.Node, source: str) -> Colum
         values = [item.value for item in right.items if isinstance(item, nodes.Const)]
         column = _column(left, values[0] if values else "", source)
         if op == "in":
-            return and_(column.is_not(None), column.in_(values)) if values else false()
-        return or_(column.is_(None), column.not_in(values)) if values else true()
+            return _known(column, column.in_(values), missing=False) if values else false()
+        return _known(column, column.not_in(values), missing=True) if values else true()
     if not isinstance(right, nodes.Const):
         raise _untranslatable(source, "compare an event field with a value, e.g. event.stage == 'closed_won'")
     value = right.value
@@ -160,18 +161,27 @@ def _compare(left: nodes.Node, op: str, right: nodes.Node, source: str) -> Colum
         return column.is_(None) if op == "eq" else column.is_not(None) if op == "ne" else false()
     match op:
         case "eq":
-            return and_(column.is_not(None), column == value)
+            return _known(column, column == value, missing=False)
         case "ne":
-            return or_(column.is_(None), column != value)
+            return _known(column, column != value, missing=True)
         case "lt":
-            return and_(column.is_not(None), column < value)
+            return _known(column, column < value, missing=False)
         case "lteq":
-            return and_(column.is_not(None), column <= value)
+            return _known(column, column <= value, missing=False)
         case "gt":
-            return and_(column.is_not(None), column > value)
+            return _known(column, column > value, missing=False)
         case "gteq":
-            return and_(column.is_not(None), column >= value)
+            return _known(column, column >= value, missing=False)
     raise _untranslatable(source, f"the operator '{op}' is not supported")
+
+
+def _known(column: ColumnElement[Any], comparison: ColumnElement[bool], *, missing: bool) -> ColumnElement[bool]:
+    """The comparison, or `missing` where the field is absent (NULL): never NULL itself, so `not` keeps its
+    meaning. A column of the log stays a plain condition an index can serve; a payload field is read once
+    (COALESCE), where `x IS NOT NULL AND x = v` parsed every row's payload twice."""
+    if isinstance(column, Column | InstrumentedAttribute):
+        return or_(column.is_(None), comparison) if missing else and_(column.is_not(None), comparison)
+    return func.coalesce(comparison, true() if missing else false())
 
 
 def _column(node: nodes.Node, value: object, source: str) -> ColumnElement[Any]:

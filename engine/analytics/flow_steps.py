@@ -129,11 +129,12 @@ def _side(
     return select(starts.c.cid, literal(side).label("side"), read.label("pairs"), literal(None).label("event_values"))
 
 
-def walks(rows: Iterable[Sequence[Any]]) -> Iterator[tuple[Any, int, list[int], list[Any]]]:
+def walks(rows: Iterable[Sequence[Any]], dialect: str) -> Iterator[tuple[Any, int, list[int], list[Any]]]:
     """cid, side, event ids and values walking outwards, of each row of a `nearest` read."""
-    for cid, side, read, values in rows:
-        if values is not None or read is None:  # PostgreSQL's arrays (None: no event on that side)
-            yield cid, side, read or [], values or []
-            continue
-        pairs = json.loads(read)
-        yield cid, side, [eid for eid, _ in pairs], [event_value for _, event_value in pairs]
+    if dialect == "postgresql":  # two arrays, None when the side has no event
+        for cid, side, event_ids, values in rows:
+            yield cid, side, event_ids or [], values or []
+        return
+    for cid, side, pairs, _ in rows:  # a JSON list of [eid, value]
+        read = json.loads(pairs)
+        yield cid, side, [eid for eid, _ in read], [event_value for _, event_value in read]

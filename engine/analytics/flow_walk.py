@@ -43,7 +43,7 @@ def walked(
     found: dict[Any, Steps] = {}
     with engine.connect() as connection:
         query = nearest(people, started(people, anchor), value, applies, counts, dialect)
-        unfinished = _take(connection.execute(query).all(), found, counts, wanted, merge)
+        unfinished = _take(walks(connection.execute(query).all(), dialect), found, counts, wanted, merge)
         while unfinished:
             counts = {side: count * 2 for side, count in counts.items()}
             carried_on: list[tuple[int, Any, int]] = []
@@ -52,22 +52,22 @@ def walked(
                 if points:
                     starts = resumed(people, points, dialect)
                     query = nearest(people, starts, value, applies, {side: counts[side]}, dialect)
-                    carried_on += _take(connection.execute(query).all(), found, counts, wanted, merge)
+                    carried_on += _take(walks(connection.execute(query).all(), dialect), found, counts, wanted, merge)
             unfinished = carried_on
     return found
 
 
 def _take(
-    rows: Iterable[Sequence[Any]],
+    read: Iterable[tuple[Any, int, list[int], list[Any]]],
     found: dict[Any, Steps],
     counts: dict[int, int],
     wanted: dict[int, int],
     merge: bool,
 ) -> list[tuple[int, Any, int]]:
-    """Adds the events of a `nearest` read to the containers' steps; returns (side, cid, last event id) of each
-    walk that used up its read before reaching its steps."""
+    """Adds the events read (cid, side, event ids, values: flow_steps.walks) to the containers' steps; returns
+    (side, cid, last event id) of each walk that used up its read before reaching its steps."""
     unfinished = []
-    for cid, side, event_ids, values in walks(rows):
+    for cid, side, event_ids, values in read:
         steps = found.setdefault(cid, ([], []))[side]
         _extend(steps, values, wanted[side], merge)
         if len(steps) < wanted[side] and len(event_ids) >= counts[side]:

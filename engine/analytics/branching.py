@@ -17,7 +17,6 @@ from sqlalchemy import and_, func, literal, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
-from engine.analytics.bulk import collector_paused
 from engine.analytics.canvas_graph import CanvasGraph
 from engine.analytics.choices import Container
 from engine.analytics.containers import Filters, population
@@ -25,6 +24,7 @@ from engine.analytics.evaluation import prepared
 from engine.analytics.firsts import first_events
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.timing import median_seconds, percent, utc
+from engine.collector import cycle_collector_paused
 
 START, EDGE = 0, 1  # the kinds of rows the query returns: a start node reached, an edge gone through
 
@@ -56,7 +56,7 @@ class BranchingReport(Report):
     edges: list[BranchEdge]
 
 
-@collector_paused()
+@cycle_collector_paused()
 def branching(engine: Engine, canvas: CanvasGraph, container: Container, filters: Filters) -> BranchingReport:
     """Counts, conversions, fallout and median times of the canvas, computed in the database."""
     people = population(container, filters, engine.dialect.name)

@@ -17,7 +17,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
 from engine.analytics import variants
-from engine.analytics.bulk import collector_paused
 from engine.analytics.choices import Container
 from engine.analytics.containers import Filters, population
 from engine.analytics.errors import AnalyticsError
@@ -27,6 +26,7 @@ from engine.analytics.periods import seconds_between
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
 from engine.analytics.timing import median_seconds, percent
+from engine.collector import cycle_collector_paused
 
 
 class CanvasStep(ReportModel):
@@ -55,7 +55,7 @@ class CanvasReport(Report):
     variants: list[CanvasVariant] = Field(default_factory=list)
 
 
-@collector_paused()
+@cycle_collector_paused()
 def canvas(
     engine: Engine,
     steps: list[Selector],

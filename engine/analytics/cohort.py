@@ -24,7 +24,6 @@ from sqlmodel import col
 
 from engine.analytics import cohort_by
 from engine.analytics.bounds import MOST_EVENTS_NEEDED, MOST_PERIODS
-from engine.analytics.bulk import collector_paused
 from engine.analytics.choices import Container, Grain
 from engine.analytics.cohort_rows import CohortRow, CohortTables, Counting, counted_tables
 from engine.analytics.containers import EVENT, Filters, Population, population
@@ -34,6 +33,7 @@ from engine.analytics.firsts import first_events, later_than, materialized
 from engine.analytics.periods import period_edge, period_start, periods_between
 from engine.analytics.report import Report
 from engine.analytics.selectors import Selector
+from engine.collector import cycle_collector_paused
 from engine.db import ActivityEvent, utcnow
 
 __all__ = ["CohortGroup", "CohortReport", "CohortRow", "cohort"]
@@ -67,7 +67,7 @@ class CohortReport(Report):
         return CohortTables(rows=self.rows, churn=self.churn, latency=self.latency)
 
 
-@collector_paused()
+@cycle_collector_paused()
 def cohort(
     engine: Engine,
     inclusion: Selector,

@@ -17,7 +17,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.analytics.bounds import MOST_COLUMNS, MOST_TOP
-from engine.analytics.bulk import collector_paused
 from engine.analytics.choices import Container, Direction, Occurrence, Repeats
 from engine.analytics.containers import EVENT, PAYLOAD, Filters, population
 from engine.analytics.errors import AnalyticsError
@@ -26,6 +25,7 @@ from engine.analytics.flow_steps import AFTER, BEFORE, anchors
 from engine.analytics.flow_walk import walked
 from engine.analytics.report import Report, ReportModel
 from engine.analytics.selectors import Selector
+from engine.collector import cycle_collector_paused
 
 OTHER = "other"
 T = TypeVar("T")
@@ -98,7 +98,7 @@ def steps_before(direction: Direction, columns: int) -> int:
             return (columns - 1) // 2
 
 
-@collector_paused()
+@cycle_collector_paused()
 def flow(
     engine: Engine,
     milestone: Selector,

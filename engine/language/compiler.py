@@ -6,14 +6,13 @@ A marketer fixing a journey should see every mistake in one run, each as
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from engine.collector import cycle_collector_paused
 from engine.language import (
     change_checks,
     conditions,
@@ -70,7 +69,7 @@ def compile_file(path: Path, workspace: Workspace | None = None) -> Plan:
 def check_file(path: Path, workspace: Workspace | None = None) -> tuple[Plan | None, list[Issue]]:
     """The Plan (when the journey is sound) and the journey's own problems, in file order."""
     workspace = workspace or load_workspace(path.parent)
-    with _cycle_collector_paused():
+    with cycle_collector_paused():
         document, issues = load_file(path, display(path))
         if document is None:
             return None, issues
@@ -78,21 +77,6 @@ def check_file(path: Path, workspace: Workspace | None = None) -> tuple[Plan | N
         compiler.issues.extend(issues)
         plan = compiler.run()
     return (plan if not compiler.issues else None), sorted(set(compiler.issues))
-
-
-@contextmanager
-def _cycle_collector_paused() -> Iterator[None]:
-    """Loading and checking a 2,000-node journey allocates some 300,000 objects (data, positions, expression
-    trees, models) that hold no reference cycles; the cycle collector would walk them again and again, a fifth
-    of the time. Reference counting still frees what is dropped; the collector runs again right after."""
-    if not gc.isenabled():  # someone else paused it: theirs to resume
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def _event_notes(event: str, known: dict[str, frozenset[str]]) -> dict[str, str]:

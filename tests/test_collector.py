@@ -1,5 +1,5 @@
-"""The collector pause around reports: off inside, back on after (even on error), never turned on by a report
-when the process had turned it off."""
+"""The cycle collector pause around reports and the compiler: off inside, back on after (even on error), never
+turned on when the process had turned it off."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.analytics.bulk import collector_paused
+from engine.collector import cycle_collector_paused
 
 
 @pytest.fixture(autouse=True)
@@ -19,26 +19,26 @@ def collector_on() -> Iterator[None]:
 
 
 def test_paused_inside_and_on_again_after() -> None:
-    with collector_paused():
+    with cycle_collector_paused():
         assert not gc.isenabled()
     assert gc.isenabled()
 
 
 def test_on_again_after_an_error() -> None:
-    with pytest.raises(ValueError), collector_paused():
+    with pytest.raises(ValueError), cycle_collector_paused():
         raise ValueError("report failed")
     assert gc.isenabled()
 
 
 def test_a_process_that_turned_it_off_keeps_it_off() -> None:
     gc.disable()
-    with collector_paused():
+    with cycle_collector_paused():
         assert not gc.isenabled()
     assert not gc.isenabled()
 
 
 def test_overlapping_reports_leave_it_on_when_the_first_ends_last() -> None:
-    first, second = collector_paused(), collector_paused()
+    first, second = cycle_collector_paused(), cycle_collector_paused()
     first.__enter__()
     second.__enter__()
     second.__exit__(None, None, None)
@@ -48,7 +48,7 @@ def test_overlapping_reports_leave_it_on_when_the_first_ends_last() -> None:
 
 
 def test_as_a_decorator() -> None:
-    @collector_paused()
+    @cycle_collector_paused()
     def report() -> bool:
         return gc.isenabled()
 

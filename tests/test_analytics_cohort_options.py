@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,23 @@ class TestReturnsAfterInclusion:
     def test_percents_of_the_size(self, data: Engine) -> None:
         report = run(data, returns_after_inclusion=True)
         assert report.rows[0].percents == [100.0, 50.0, 100.0, 0.0]
+
+    def test_containers_that_never_return_are_in_the_cohort(self, engine: Engine) -> None:
+        # Three accounts fill the form on 2025-03-03; only `back` visits, a month later (period 1).
+        included = datetime(2025, 3, 3, tzinfo=UTC)
+        events = [(name, "form_fill", included) for name in ("quiet-1", "quiet-2", "back")]
+        events.append(("back", "web_visit", included + timedelta(days=31)))
+        with Session(engine) as session:
+            for name in ("quiet-1", "quiet-2", "back"):
+                add_account(engine, name)
+            for n, (account, kind, moment) in enumerate(events):
+                session.add(ActivityEvent(key=f"q{n}", type=kind, account_id=account, payload={}, occurred_at=moment))
+            session.commit()
+        report = run(engine, returns_after_inclusion=True, churn=True, latency=True)
+        assert counts(report.rows) == [("2025-03-01", 3, [3, 1, 0, 0])]
+        assert counts(report.churn) == [("2025-03-01", 3, [0, 2, 3, 3])]
+        assert counts(report.latency) == [("2025-03-01", 3, [0, 0, 0, 3, 1, 0, 0])]
+        assert counts(run(engine).rows) == [("2025-03-01", 3, [0, 1, 0, 0])]
 
 
 class TestGrains:

@@ -59,10 +59,11 @@ def counted_tables(cohort_of: dict[str, date], returns: dict[str, set[int]], cou
         by_cohort.setdefault(start, []).append(cid)
     rows, churn, latency = [], [], []
     for start, cids in sorted(by_cohort.items()):
-        followed = [returns.get(cid, set()) for cid in cids]
+        # Only the containers that returned: the others count in no period (a cohort is mostly those).
+        followed = [returns[cid] for cid in cids if cid in returns]
         retained = [
             count if has_begun(start, period, counting.grain, counting.today) else 0
-            for period, count in enumerate(_retention(followed, counting))
+            for period, count in enumerate(_retention(followed, len(cids), counting))
         ]
         rows.append(_row(start, len(cids), retained))
         if counting.churn:
@@ -72,7 +73,7 @@ def counted_tables(cohort_of: dict[str, date], returns: dict[str, set[int]], cou
             ]
             churn.append(_row(start, len(cids), lost))
         if counting.latency:
-            latency.append(_row(start, len(cids), _latency(start, followed, counting)))
+            latency.append(_row(start, len(cids), _latency(start, followed, len(cids), counting)))
     return CohortTables(
         rows=rows, churn=churn if counting.churn else None, latency=latency if counting.latency else None
     )
@@ -84,8 +85,9 @@ def _row(start: date, size: int, counts: list[int]) -> CohortRow:
     )
 
 
-def _retention(followed: list[set[int]], counting: Counting) -> list[int]:
-    """How many of the containers count in each period 0..periods-1, one pass over each one's return periods."""
+def _retention(followed: list[set[int]], size: int, counting: Counting) -> list[int]:
+    """How many of the cohort's `size` containers count in each period 0..periods-1, one pass over the return
+    periods of each that returned (`followed`)."""
     counts = [0] * counting.periods
     first = 1 if counting.after_inclusion else 0
     for periods in followed:
@@ -100,18 +102,18 @@ def _retention(followed: list[set[int]], counting: Counting) -> list[int]:
         for period in shown:
             counts[period] += 1
     if counting.after_inclusion:
-        counts[0] = len(followed)  # CJA: period 0 is the cohort itself
+        counts[0] = size  # CJA: period 0 is the cohort itself
     return counts
 
 
-def _latency(start: date, followed: list[set[int]], counting: Counting) -> list[int]:
+def _latency(start: date, followed: list[set[int]], size: int, counting: Counting) -> list[int]:
     returned = Counter(period for periods in followed for period in periods)
     counts = []
     for period in counting.latency_periods():
         if not has_begun(start, period, counting.grain, counting.today):
             counts.append(0)
         elif period == 0 and counting.after_inclusion:
-            counts.append(len(followed))
+            counts.append(size)
         else:
             counts.append(returned[period])
     return counts

@@ -13,9 +13,17 @@ REPO = Path(__file__).resolve().parents[1]
 # What each part may import from the project (docs/architecture.md): the longest matching prefix rules a
 # module. Arrows point one way: language <- workflow <- activities <- runtime <- service, analytics, dev <- cli.
 PROJECT = ("engine", "activities", "worker")
-FOUNDATION = ("engine.language", "engine.db", "engine.context", "engine.tracking", "engine.buying_groups.scoring")
+FOUNDATION = (
+    "engine.language",
+    "engine.db",
+    "engine.context",
+    "engine.tracking",
+    "engine.buying_groups.scoring",
+    "engine.collector",
+)
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "engine.language": ("engine.language",),
+    "engine.language": ("engine.language", "engine.collector"),
+    "engine.collector": (),
     "engine.db": (),
     "engine.logs": (),
     "engine.tracking": (),

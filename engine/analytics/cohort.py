@@ -15,7 +15,8 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, func, literal, select, true, union_all
+from sqlalchemy import and_, case, func, literal, select, true, union_all
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql import CompoundSelect, Select
 from sqlalchemy.sql.elements import ColumnElement
@@ -25,7 +26,7 @@ from sqlmodel import col
 from engine.analytics import cohort_by
 from engine.analytics.bounds import MOST_EVENTS_NEEDED, MOST_PERIODS
 from engine.analytics.choices import Container, Grain
-from engine.analytics.cohort_rows import CohortRow, CohortTables, Counting, counted_tables
+from engine.analytics.cohort_rows import CohortRow, CohortTables, Counting, Followed, counted_tables
 from engine.analytics.containers import EVENT, Filters, Population, population
 from engine.analytics.errors import AnalyticsError
 from engine.analytics.evaluation import prepared
@@ -104,34 +105,42 @@ def cohort(
     # inclusion period (period 0 is after the inclusion event, so its earlier events count nowhere).
     moment, edge = EVENT.c.occurred_at, partial(period_edge, included.c.t, grain, dialect=dialect)
     shown_after = and_(later_than(included), moment < edge(periods))
-    after = _returns(people, returning, included, return_min, shown_after, grain)
+    found: list[tuple[Any, ...]] = []  # the containers and their cohorts, one by one (for a dimension)
+    one_by_one: dict[str, Followed] = {}
     # All rows in one fetch each (`all()`), not one per row.
     with engine.connect() as connection:
-        if dimension is None:
-            # The containers and their returns in one statement, so the included containers are found once.
-            rows = connection.execute(_with_members(after, included, cohort_start)).all()
-            found: list[tuple[Any, ...]] = [(cid, start) for kind, cid, start in rows if kind == _MEMBER]
-            returned = [(cid, start) for kind, cid, start in rows if kind == _RETURN]
+        if dimension is None and not latency:
+            # Alike containers counted together by the database: one row per cohort and set of return periods.
+            grouped = _grouped(people, returning, included, return_min, shown_after, grain, cohort_start)
+            followed = _followed_groups(connection.execute(grouped).all(), grain)
         else:
-            members = cohort_by.members(included, cohort_start, dimension, people, filters)
-            found = [tuple(row) for row in connection.execute(members).all()]
-            returned = [(cid, start) for cid, start in connection.execute(after).all()]
-        cohort_of = {row[0]: date.fromisoformat(row[1]) for row in found}
-        returns = _offsets(returned, cohort_of, grain)
-        if latency and periods > 1:
-            shown_before = and_(moment >= edge(1 - periods), moment < edge(0))
-            before = _returns(people, returning, included, return_min, shown_before, grain)
-            for cid, earlier in _offsets(connection.execute(before).all(), cohort_of, grain).items():
-                returns.setdefault(cid, set()).update(earlier)
+            after = _returns(people, returning, included, return_min, shown_after, grain)
+            if dimension is None:
+                # The containers and their returns in one statement, so the included containers are found once.
+                rows = connection.execute(_with_members(after, included, cohort_start)).all()
+                found = [(cid, start) for kind, cid, start in rows if kind == _MEMBER]
+                returned = [(cid, start) for kind, cid, start in rows if kind == _RETURN]
+            else:
+                members = cohort_by.members(included, cohort_start, dimension, people, filters)
+                found = [tuple(row) for row in connection.execute(members).all()]
+                returned = [(cid, start) for cid, start in connection.execute(after).all()]
+            cohort_of = {row[0]: date.fromisoformat(row[1]) for row in found}
+            returns = _offsets(returned, cohort_of, grain)
+            if latency and periods > 1:
+                shown_before = and_(moment >= edge(1 - periods), moment < edge(0))
+                before = _returns(people, returning, included, return_min, shown_before, grain)
+                for cid, earlier in _offsets(connection.execute(before).all(), cohort_of, grain).items():
+                    returns.setdefault(cid, set()).update(earlier)
+            one_by_one = {cid: Followed(start, returns.get(cid, frozenset())) for cid, start in cohort_of.items()}
+            followed = list(one_by_one.values())
     counting = Counting(grain, periods, rolling, returns_after_inclusion, churn, latency, utcnow().date())
-    overall = counted_tables(cohort_of, returns, counting)
+    overall = counted_tables(followed, counting)
     groups = None
     if dimension is not None:
         values = cohort_by.values_of(engine, found, dimension, container, filters)
         groups = []
         for value in cohort_by.ordered(values):
-            members_of = {cid: cohort_of[cid] for cid, texts in values.items() if value in texts}
-            counted = counted_tables(members_of, returns, counting)
+            counted = counted_tables((one_by_one[cid] for cid, texts in values.items() if value in texts), counting)
             groups.append(CohortGroup(value=value, rows=counted.rows, churn=counted.churn, latency=counted.latency))
     return CohortReport(
         container=container,
@@ -197,6 +206,72 @@ def _returns(
         return select(included.c.cid, lateral.c.period).select_from(included.join(lateral, true()))
     query = select(included.c.cid, period.label("period")).select_from(included.outerjoin(EVENT, returned))
     return _at_least(query, (included.c.cid, period), return_min)
+
+
+def _grouped(
+    people: Population,
+    returning: Selector,
+    included: CTE,
+    return_min: int,
+    when: ColumnElement[bool],
+    grain: Grain,
+    cohort_start: ColumnElement[str],
+) -> Select[Any]:
+    """cohort, periods, containers: how many included containers of each cohort returned (`return_min` events
+    meeting `when`) in exactly the periods listed (their starts; NULL when in none). Tens of thousands of
+    containers become a few hundred rows: sending each container's periods to Python and counting them there took
+    as long as finding them."""
+    account = included.c.account if people.listed is not None else None
+    returned = and_(*people.events_of(included.c.cid, account), returning.condition(), when)
+    period = period_start(EVENT.c.occurred_at, grain, people.dialect)
+    if people.dialect == "postgresql":
+        # Each container's periods read as in _returns, listed in order so that alike lists group together.
+        # (A FROM subquery is not correlated unless told: this one reads the container of the enclosing row.)
+        periods = _at_least(select(period.label("period")).where(returned), (period,), return_min)
+        found = periods.correlate(included).subquery("found")
+        listed = select(func.array_agg(aggregate_order_by(found.c.period, found.c.period)).label("periods"))
+        lateral = listed.lateral("returned")
+        each = select(cohort_start.label("cohort"), lateral.c.periods).select_from(included.join(lateral, true()))
+    else:
+        # One row per container and period (NULL period for a container without returns: the outer join), its
+        # periods then joined into text. The order of group_concat is not promised: lists of the same periods in
+        # another order only make two groups, counted alike.
+        counted = (
+            select(
+                included.c.cid,
+                cohort_start.label("cohort"),
+                period.label("period"),
+                func.count(EVENT.c.id).label("events"),
+            )
+            .select_from(included.outerjoin(EVENT, returned))
+            .group_by(included.c.cid, period)
+            .subquery("counted")
+        )
+        kept = case((counted.c.events >= return_min, counted.c.period))
+        each = select(counted.c.cohort, func.group_concat(kept).label("periods")).group_by(counted.c.cid)
+    alike = each.subquery("each")
+    return select(alike.c.cohort, alike.c.periods, func.count().label("containers")).group_by(
+        alike.c.cohort, alike.c.periods
+    )
+
+
+def _followed_groups(rows: Sequence[Sequence[Any]], grain: Grain) -> list[Followed]:
+    """The rows of _grouped as counted groups: the periods' starts (a PostgreSQL array, SQLite's comma-joined text)
+    turned into periods after the cohort's."""
+    groups = []
+    between: dict[tuple[str, str], int] = {}  # few distinct (cohort, period) pairs: each computed once
+    for cohort_text, starts, containers in rows:
+        if isinstance(starts, str):
+            starts = starts.split(",")
+        periods = set()
+        for start in starts or ():
+            if (cohort_text, start) not in between:
+                between[cohort_text, start] = periods_between(
+                    date.fromisoformat(cohort_text), date.fromisoformat(start), grain
+                )
+            periods.add(between[cohort_text, start])
+        groups.append(Followed(date.fromisoformat(cohort_text), periods, containers))
+    return groups
 
 
 def _at_least(query: Select[Any], keys: tuple[ColumnElement[Any], ...], return_min: int) -> Select[Any]:

@@ -9,10 +9,12 @@ the steps implies this one. Broken down by variant, the accounts are grouped by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import pairwise
+from typing import Any
 
 from pydantic import Field
-from sqlalchemy import literal, null, select, union_all
+from sqlalchemy import func, literal, null, select, union_all
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.selectable import CTE
 
@@ -77,52 +79,68 @@ def canvas(
     for number, selector in enumerate(steps, start=1):
         step = prepared(engine, people, selector)
         ctes.append(first_events(people, step, f"step_{number}", ctes[-1] if ctes else None))
-    # One row per (step, container) reached, stacked rather than joined: joining every step CTE makes
-    # PostgreSQL guess one row each and compare every container with every other. A later step's row carries
-    # the seconds since the previous step, computed in the database: turning 130,000 stored times into
-    # datetimes in Python took longer than finding them.
-    first = select(literal(0).label("step"), ctes[0].c.cid, null().label("gap"))
-    later = (
-        select(literal(index).label("step"), cte.c.cid, seconds_between(before.c.t, cte.c.t, people.dialect)).join_from(
+    # Stacked rather than joined: joining every step CTE makes PostgreSQL guess one row each and compare every
+    # container with every other. A later step's rows carry the seconds since the previous step, computed in the
+    # database: turning 130,000 stored times into datetimes in Python took longer than finding them.
+    if chosen is None or filters.journey is None:
+        # One row per step and time between steps, with how many containers took it: step 1 is only a count
+        # (100,000 people were 100,000 rows to read and count in Python).
+        counted = select(literal(0).label("step"), null().label("gap"), func.count().label("containers"))
+        stacked = [counted.select_from(ctes[0])]
+        for index, (before, cte) in enumerate(pairwise(ctes), start=1):
+            gap = seconds_between(before.c.t, cte.c.t, people.dialect)
+            joined = select(literal(index), gap, func.count()).join_from(cte, before, before.c.cid == cte.c.cid)
+            stacked.append(joined.group_by(gap))
+        with engine.connect() as connection:
+            rows = connection.execute(union_all(*stacked)).all()  # one fetch
+        return CanvasReport(container=container, filters=filters.describe(), steps=_steps(steps, rows), split=chosen)
+    # By variant: one row per (step, container) reached, each container's variant looked up here.
+    each = select(literal(0).label("step"), ctes[0].c.cid, null().label("gap"))
+    each_later = (
+        select(literal(index), cte.c.cid, seconds_between(before.c.t, cte.c.t, people.dialect)).join_from(
             cte, before, before.c.cid == cte.c.cid
         )
         for index, (before, cte) in enumerate(pairwise(ctes), start=1)
     )
     times: dict[str, dict[int, float | None]] = {}
     with engine.connect() as connection:
-        for index, cid, gap in connection.execute(union_all(first, *later)).all():  # one fetch, not one per row
+        for index, cid, gap in connection.execute(union_all(each, *each_later)).all():
             times.setdefault(cid, {})[index] = gap
+    found = variants.assignments(engine, filters.journey, chosen)
+    groups = variants.ordered(engine, filters.journey, chosen, set(found.values()))
     breakdown: list[CanvasVariant] = []
-    if chosen is not None and filters.journey is not None:
-        found = variants.assignments(engine, filters.journey, chosen)
-        groups = variants.ordered(engine, filters.journey, chosen, set(found.values()))
-        for name, holdout in [*groups, (variants.NO_VARIANT, False)]:
-            members = [by_step for cid, by_step in times.items() if found.get(cid, variants.NO_VARIANT) == name]
-            if name == variants.NO_VARIANT and not members:
-                continue
-            accounts = sum(1 for variant in found.values() if variant == name)
-            breakdown.append(
-                CanvasVariant(variant=name, holdout=holdout, accounts=accounts, steps=_steps(steps, members))
-            )
+    for name, holdout in [*groups, (variants.NO_VARIANT, False)]:
+        members = [by_step for cid, by_step in times.items() if found.get(cid, variants.NO_VARIANT) == name]
+        if name == variants.NO_VARIANT and not members:
+            continue
+        accounts = sum(1 for variant in found.values() if variant == name)
+        breakdown.append(
+            CanvasVariant(variant=name, holdout=holdout, accounts=accounts, steps=_steps(steps, _tallied(members)))
+        )
     return CanvasReport(
         container=container,
         filters=filters.describe(),
-        steps=_steps(steps, list(times.values())),
+        steps=_steps(steps, _tallied(list(times.values()))),
         split=chosen,
         variants=breakdown,
     )
 
 
-def _steps(steps: list[Selector], reached: list[dict[int, float | None]]) -> list[CanvasStep]:
-    """Counts, conversion and median times of the steps, over the steps each container reached (step index ->
-    seconds since the previous step; None for step 1)."""
+def _tallied(reached: list[dict[int, float | None]]) -> list[tuple[int, float | None, int]]:
+    """The steps each container reached (step index -> seconds since the previous step; None for step 1) as the
+    rows _steps counts: step, seconds, containers."""
+    return [(index, gap, 1) for by_step in reached for index, gap in by_step.items()]
+
+
+def _steps(steps: list[Selector], rows: Sequence[Sequence[Any]]) -> list[CanvasStep]:
+    """Counts, conversion and median times of the steps, from rows of (step index, seconds since the previous
+    step (None for step 1), how many containers)."""
     counts = [0] * len(steps)
     gaps: list[list[float]] = [[] for _ in steps]
-    for by_step in reached:
-        for index, gap in by_step.items():
-            counts[index] += 1
-            if gap is not None:
-                gaps[index].append(gap)
+    for index, gap, containers in rows:
+        counts[index] += containers
+        if gap is not None:
+            gaps[index].extend([gap] * containers)
     result = []
     for index, selector in enumerate(steps):
         before = counts[index - 1] if index else counts[0]

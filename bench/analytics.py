@@ -97,6 +97,9 @@ def reports(engine: Engine, container: Container) -> dict[str, Callable[[], Any]
         "cohort (first form fill -> web visits, by week)": lambda: cohort(
             engine, parse_selector("form_fill"), visit, container, everything, Grain.week, 8
         ),
+        "cohort (the same, with the latency table)": lambda: cohort(
+            engine, parse_selector("form_fill"), visit, container, everything, Grain.week, 8, latency=True
+        ),
         "flow (event types leading to a demo request, 5 columns)": lambda: flow(
             engine, demo, Direction.ends_with, container, everything, "type", 5, 5
         ),

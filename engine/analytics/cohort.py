@@ -15,12 +15,13 @@ from datetime import date
 from functools import partial
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, select, true, union_all
+from sqlalchemy import and_, case, distinct, func, or_, select, true, type_coerce
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import Engine
-from sqlalchemy.sql import CompoundSelect, Select
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
+from sqlalchemy.sql.sqltypes import NullType
 from sqlmodel import col
 
 from engine.analytics import cohort_by
@@ -38,8 +39,6 @@ from engine.collector import cycle_collector_paused
 from engine.db import ActivityEvent, utcnow
 
 __all__ = ["CohortGroup", "CohortReport", "CohortRow", "cohort"]
-
-_MEMBER, _RETURN = 0, 1  # the kinds of row of _with_members
 
 
 class CohortGroup(CohortTables):
@@ -101,36 +100,27 @@ def cohort(
     included = _included(people, inclusion, include_min)
     cohort_start = period_start(included.c.t, grain, dialect)
     # Only the periods the tables show are read, each container's as one range of the (type, container, time)
-    # indexes: periods 0..periods-1 from its inclusion event on, and for latency -(periods-1)..-1 before its
-    # inclusion period (period 0 is after the inclusion event, so its earlier events count nowhere).
+    # indexes: periods 0..periods-1 from its inclusion event on; for latency also -(periods-1)..-1 before its
+    # inclusion period, in the same range, leaving out period 0's events before the inclusion event (they count
+    # nowhere).
     moment, edge = EVENT.c.occurred_at, partial(period_edge, included.c.t, grain, dialect=dialect)
-    shown_after = and_(later_than(included), moment < edge(periods))
+    shown = and_(later_than(included), moment < edge(periods))
+    if latency and periods > 1:
+        shown = and_(moment >= edge(1 - periods), moment < edge(periods), or_(moment < edge(0), later_than(included)))
     found: list[tuple[Any, ...]] = []  # the containers and their cohorts, one by one (for a dimension)
     one_by_one: dict[str, Followed] = {}
     # All rows in one fetch each (`all()`), not one per row.
     with engine.connect() as connection:
-        if dimension is None and not latency:
+        if dimension is None:
             # Alike containers counted together by the database: one row per cohort and set of return periods.
-            grouped = _grouped(people, returning, included, return_min, shown_after, grain, cohort_start)
+            grouped = _grouped(people, returning, included, return_min, shown, grain, cohort_start)
             followed = _followed_groups(connection.execute(grouped).all(), grain)
         else:
-            after = _returns(people, returning, included, return_min, shown_after, grain)
-            if dimension is None:
-                # The containers and their returns in one statement, so the included containers are found once.
-                rows = connection.execute(_with_members(after, included, cohort_start)).all()
-                found = [(cid, start) for kind, cid, start in rows if kind == _MEMBER]
-                returned = [(cid, start) for kind, cid, start in rows if kind == _RETURN]
-            else:
-                members = cohort_by.members(included, cohort_start, dimension, people, filters)
-                found = [tuple(row) for row in connection.execute(members).all()]
-                returned = [(cid, start) for cid, start in connection.execute(after).all()]
+            members = cohort_by.members(included, cohort_start, dimension, people, filters)
+            found = [tuple(row) for row in connection.execute(members).all()]
             cohort_of = {row[0]: date.fromisoformat(row[1]) for row in found}
-            returns = _offsets(returned, cohort_of, grain)
-            if latency and periods > 1:
-                shown_before = and_(moment >= edge(1 - periods), moment < edge(0))
-                before = _returns(people, returning, included, return_min, shown_before, grain)
-                for cid, earlier in _offsets(connection.execute(before).all(), cohort_of, grain).items():
-                    returns.setdefault(cid, set()).update(earlier)
+            after = _returns(people, returning, included, return_min, shown, grain)
+            returns = _offsets(connection.execute(after).all(), cohort_of, grain)
             one_by_one = {cid: Followed(start, returns.get(cid, frozenset())) for cid, start in cohort_of.items()}
             followed = list(one_by_one.values())
     counting = Counting(grain, periods, rolling, returns_after_inclusion, churn, latency, utcnow().date())
@@ -226,11 +216,17 @@ def _grouped(
     period = period_start(EVENT.c.occurred_at, grain, people.dialect)
     if people.dialect == "postgresql":
         # Each container's periods read as in _returns, listed in order so that alike lists group together.
-        # (A FROM subquery is not correlated unless told: this one reads the container of the enclosing row.)
-        periods = _at_least(select(period.label("period")).where(returned), (period,), return_min)
-        found = periods.correlate(included).subquery("found")
-        listed = select(func.array_agg(aggregate_order_by(found.c.period, found.c.period)).label("periods"))
-        lateral = listed.lateral("returned")
+        # Untyped: the driver returns lists already, which SQLAlchemy's ARRAY would copy item by item.
+        if return_min == 1:
+            # DISTINCT in the aggregate sorts each container's periods once (a DISTINCT subquery sorted twice).
+            listed = _untyped(func.array_agg(aggregate_order_by(distinct(period), period)))
+            lateral = select(listed.label("periods")).where(returned).lateral("returned")
+        else:
+            # (A FROM subquery is not correlated unless told: this one reads the container of the enclosing row.)
+            periods = _at_least(select(period.label("period")).where(returned), (period,), return_min)
+            found = periods.correlate(included).subquery("found")
+            listed = _untyped(func.array_agg(aggregate_order_by(found.c.period, found.c.period)))
+            lateral = select(listed.label("periods")).lateral("returned")
         each = select(cohort_start.label("cohort"), lateral.c.periods).select_from(included.join(lateral, true()))
     else:
         # One row per container and period (NULL period for a container without returns: the outer join), its
@@ -253,6 +249,10 @@ def _grouped(
     return select(alike.c.cohort, alike.c.periods, func.count().label("containers")).group_by(
         alike.c.cohort, alike.c.periods
     )
+
+
+def _untyped(expression: ColumnElement[Any]) -> ColumnElement[Any]:
+    return type_coerce(expression, NullType())
 
 
 def _followed_groups(rows: Sequence[Sequence[Any]], grain: Grain) -> list[Followed]:
@@ -279,16 +279,6 @@ def _at_least(query: Select[Any], keys: tuple[ColumnElement[Any], ...], return_m
     if return_min == 1:
         return query.distinct()  # no count to compare
     return query.group_by(*keys).having(func.count(EVENT.c.id) >= return_min)
-
-
-def _with_members(returns: Select[Any], included: CTE, cohort_start: ColumnElement[str]) -> CompoundSelect[Any]:
-    """kind, cid, period: a _MEMBER row with the cohort (its first day) of each included container, then a
-    _RETURN row per period in which it returned (`returns`)."""
-    returned = returns.subquery("returned")
-    return union_all(
-        select(literal(_MEMBER).label("kind"), included.c.cid, cohort_start.label("period")),
-        select(literal(_RETURN), returned.c.cid, returned.c.period),
-    )
 
 
 def _offsets(rows: Sequence[Sequence[Any]], cohort_of: dict[str, date], grain: Grain) -> dict[str, set[int]]:

@@ -172,6 +172,14 @@ def _included(people: Population, inclusion: Selector, include_min: int) -> CTE:
     return materialized(select(*kept).where(ranked.c.n == include_min).cte("included"))
 
 
+def _return_events(
+    people: Population, returning: Selector, included: CTE, when: ColumnElement[bool]
+) -> ColumnElement[bool]:
+    """The included container's events that are returns meeting `when` (one container: of the enclosing row)."""
+    account = included.c.account if people.listed is not None else None
+    return and_(*people.events_of(included.c.cid, account), returning.condition(), when)
+
+
 def _returns(
     people: Population,
     returning: Selector,
@@ -181,9 +189,7 @@ def _returns(
     grain: Grain,
 ) -> Select[Any]:
     """cid, period start of each period in which a container had `return_min` return events meeting `when`."""
-    account = included.c.account if people.listed is not None else None
-    event = and_(*people.events_of(included.c.cid, account))
-    returned = and_(event, returning.condition(), when)
+    returned = _return_events(people, returning, included, when)
     # Each container's events read from the log as a range of an index, the containers the outer loop: left to
     # choose, SQLite sometimes walked every event of the type and looked its container up, and PostgreSQL hashed
     # them all. PostgreSQL groups each container's events in a LATERAL subquery (one it cannot merge into a join);
@@ -211,8 +217,7 @@ def _grouped(
     meeting `when`) in exactly the periods listed (their starts; NULL when in none). Tens of thousands of
     containers become a few hundred rows: sending each container's periods to Python and counting them there took
     as long as finding them."""
-    account = included.c.account if people.listed is not None else None
-    returned = and_(*people.events_of(included.c.cid, account), returning.condition(), when)
+    returned = _return_events(people, returning, included, when)
     period = period_start(EVENT.c.occurred_at, grain, people.dialect)
     if people.dialect == "postgresql":
         # Each container's periods read as in _returns, listed in order so that alike lists group together.

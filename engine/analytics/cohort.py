@@ -10,9 +10,9 @@ cohort_by.py say how.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import and_, case, distinct, func, or_, select, true, type_coerce
@@ -263,19 +263,13 @@ def _untyped(expression: ColumnElement[Any]) -> ColumnElement[Any]:
 def _followed_groups(rows: Sequence[Sequence[Any]], grain: Grain) -> list[Followed]:
     """The rows of _grouped as counted groups: the periods' starts (a PostgreSQL array, SQLite's comma-joined text)
     turned into periods after the cohort's."""
+    offset = _offset_in(grain)
     groups = []
-    between: dict[tuple[str, str], int] = {}  # few distinct (cohort, period) pairs: each computed once
     for cohort_text, starts, containers in rows:
         if isinstance(starts, str):
             starts = starts.split(",")
-        periods = set()
-        for start in starts or ():
-            if (cohort_text, start) not in between:
-                between[cohort_text, start] = periods_between(
-                    date.fromisoformat(cohort_text), date.fromisoformat(start), grain
-                )
-            periods.add(between[cohort_text, start])
-        groups.append(Followed(date.fromisoformat(cohort_text), periods, containers))
+        cohort = date.fromisoformat(cohort_text)
+        groups.append(Followed(cohort, {offset(cohort, start) for start in starts or ()}, containers))
     return groups
 
 
@@ -289,13 +283,21 @@ def _at_least(query: Select[Any], keys: tuple[ColumnElement[Any], ...], return_m
 def _offsets(rows: Sequence[Sequence[Any]], cohort_of: dict[str, date], grain: Grain) -> dict[str, set[int]]:
     """container id -> the periods, counted from its inclusion period, in which it returned (`rows`: cid and
     period start of each return)."""
+    offset = _offset_in(grain)
     offsets: dict[str, set[int]] = {}
-    between: dict[tuple[date, str], int] = {}  # few distinct (cohort, period) pairs: each computed once
     for cid, start in rows:
         if start is None:
             continue  # a container that did not return (_returns)
-        cohort = cohort_of[cid]
-        if (cohort, start) not in between:
-            between[cohort, start] = periods_between(cohort, date.fromisoformat(start), grain)
-        offsets.setdefault(cid, set()).add(between[cohort, start])
+        offsets.setdefault(cid, set()).add(offset(cohort_of[cid], start))
     return offsets
+
+
+def _offset_in(grain: Grain) -> Callable[[date, str], int]:
+    """How many periods after a cohort's a period starts (given as 'YYYY-MM-DD'): each distinct pair computed once,
+    as a report has few of them and many rows."""
+
+    @cache
+    def offset(cohort: date, start: str) -> int:
+        return periods_between(cohort, date.fromisoformat(start), grain)
+
+    return offset
